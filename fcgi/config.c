@@ -1,0 +1,213 @@
+/* config.c - carebot.conf: "key = value" lines, overridden by CAREBOT_<KEY>. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "util.h"
+
+#ifndef CB_SYSCONFDIR
+#define CB_SYSCONFDIR "/etc"
+#endif
+#ifndef CB_DATADIR
+#define CB_DATADIR "/usr/share"
+#endif
+
+enum kind { K_STR, K_INT, K_LEVEL };
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t offset;
+	int min, max;
+};
+
+#define STR(f) {#f, K_STR, offsetof(struct cb_config, f), 0, 0}
+#define INT(f, lo, hi) {#f, K_INT, offsetof(struct cb_config, f), lo, hi}
+
+/* Every setting, in the order the README documents them. */
+static const struct key keys[] = {
+	STR(db_host),
+	INT(db_port, 1, 65535),
+	STR(db_socket),
+	STR(db_name),
+	STR(db_user),
+	STR(db_password),
+	INT(db_connect_timeout, 1, 60),
+	STR(publish_socket),
+	STR(schema_dir),
+	INT(token_ttl, 60, 31 * 24 * 3600),
+	INT(offline_after, 10, 7 * 24 * 3600),
+	INT(typing_interval_ms, 0, 60000),
+	{"log_level", K_LEVEL, offsetof(struct cb_config, log_level), 0, 0},
+};
+
+static void
+set_str(struct cb_config *cfg, size_t offset, const char *value)
+{
+	char **slot = (char **)((char *)cfg + offset);
+
+	free(*slot);
+	*slot = xstrdup(value);
+}
+
+void
+cb_config_defaults(struct cb_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->db_host = xstrdup("127.0.0.1");
+	cfg->db_port = 3306;
+	cfg->db_socket = xstrdup("");
+	cfg->db_name = xstrdup("carebot");
+	cfg->db_user = xstrdup("carebot");
+	cfg->db_password = xstrdup("");
+	cfg->db_connect_timeout = 2;
+	cfg->publish_socket = xstrdup("");
+	cfg->schema_dir = xstrdup(CB_DATADIR "/carebot/schema");
+	cfg->token_ttl = 12 * 3600;
+	cfg->offline_after = 300;
+	cfg->typing_interval_ms = 1000;
+	cfg->log_level = CB_LOG_INFO;
+}
+
+static int
+apply(struct cb_config *cfg, const char *name, const char *value, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < CB_ARRAY_LEN(keys); i++) {
+		const struct key *k = &keys[i];
+		long long v;
+
+		if (strcmp(k->name, name) != 0)
+			continue;
+		switch (k->kind) {
+		case K_STR:
+			set_str(cfg, k->offset, value);
+			return CB_OK;
+		case K_INT:
+			if (cb_parse_int(value, k->min, k->max, &v) != CB_OK) {
+				snprintf(err, errlen, "%s: expected an integer from %d to %d", name, k->min,
+				    k->max);
+				return CB_ERR;
+			}
+			*(int *)((char *)cfg + k->offset) = (int)v;
+			return CB_OK;
+		case K_LEVEL:
+			if (cb_log_parse_level(value, &cfg->log_level) != CB_OK) {
+				snprintf(err, errlen, "%s: expected debug, info, warn or error", name);
+				return CB_ERR;
+			}
+			return CB_OK;
+		}
+	}
+	snprintf(err, errlen, "unknown setting '%s'", name);
+	return CB_ERR;
+}
+
+static char *
+trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+int
+cb_config_line(struct cb_config *cfg, const char *line, char *err, size_t errlen)
+{
+	char *copy = xstrdup(line);
+	char *s = trim(copy);
+	int rc = CB_OK;
+
+	if (*s != '\0' && *s != '#') {
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			snprintf(err, errlen, "expected 'key = value'");
+			rc = CB_ERR;
+		} else {
+			*eq = '\0';
+			rc = apply(cfg, trim(s), trim(eq + 1), err, errlen);
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+static int
+load_file(struct cb_config *cfg, const char *path)
+{
+	char line[1024], err[256];
+	int lineno = 0, rc = CB_OK;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		fprintf(stderr, "carebot: cannot read %s: %s\n", path, strerror(errno));
+		return CB_ERR;
+	}
+	while (rc == CB_OK && fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (cb_config_line(cfg, line, err, sizeof err) != CB_OK) {
+			fprintf(stderr, "carebot: %s:%d: %s\n", path, lineno, err);
+			rc = CB_ERR;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+static int
+load_env(struct cb_config *cfg)
+{
+	char var[64], err[256];
+
+	for (size_t i = 0; i < CB_ARRAY_LEN(keys); i++) {
+		size_t n = 0;
+
+		n += (size_t)snprintf(var, sizeof var, "CAREBOT_");
+		for (const char *p = keys[i].name; *p && n + 1 < sizeof var; p++)
+			var[n++] = (char)toupper((unsigned char)*p);
+		var[n] = '\0';
+		const char *value = getenv(var);
+		if (value != NULL && apply(cfg, keys[i].name, value, err, sizeof err) != CB_OK) {
+			fprintf(stderr, "carebot: %s: %s\n", var, err);
+			return CB_ERR;
+		}
+	}
+	return CB_OK;
+}
+
+int
+cb_config_load(struct cb_config *cfg, const char *path)
+{
+	static const char installed[] = CB_SYSCONFDIR "/carebot/carebot.conf";
+
+	cb_config_defaults(cfg);
+	if (path == NULL)
+		path = getenv("CAREBOT_CONFIG");
+	if (path == NULL && access(installed, R_OK) == 0)
+		path = installed;
+	if (path != NULL && load_file(cfg, path) != CB_OK)
+		return CB_ERR;
+	if (load_env(cfg) != CB_OK)
+		return CB_ERR;
+	cb_log_set_level(cfg->log_level);
+	return CB_OK;
+}
+
+void
+cb_config_free(struct cb_config *cfg)
+{
+	for (size_t i = 0; i < CB_ARRAY_LEN(keys); i++) {
+		if (keys[i].kind == K_STR) {
+			char **slot = (char **)((char *)cfg + keys[i].offset);
+			free(*slot);
+			*slot = NULL;
+		}
+	}
+}

@@ -1,0 +1,39 @@
+/* config.h - the settings both binaries read from carebot.conf and the environment. */
+#ifndef CB_CONFIG_H
+#define CB_CONFIG_H
+
+#include <stddef.h>
+
+#include "log.h"
+
+struct cb_config {
+	char *db_host;
+	int db_port;
+	char *db_socket; /* empty: connect over TCP */
+	char *db_name;
+	char *db_user;
+	char *db_password;
+	int db_connect_timeout; /* seconds */
+	char *publish_socket;   /* nginx's publisher server; empty: do not publish */
+	char *schema_dir;
+	int token_ttl;     /* seconds */
+	int offline_after; /* seconds of silence before reassign sets an agent offline */
+	int typing_interval_ms;
+	enum cb_log_level log_level;
+};
+
+/* Fills cfg with the built-in defaults. */
+void cb_config_defaults(struct cb_config *cfg);
+/*
+ * Applies one "key = value" line (comments and blank lines are accepted and
+ * ignored). CB_OK, or CB_ERR with a reason in err (size errlen).
+ */
+int cb_config_line(struct cb_config *cfg, const char *line, char *err, size_t errlen);
+/*
+ * Loads the defaults, then the file (path NULL: $CAREBOT_CONFIG, or the
+ * installed default if it exists), then CAREBOT_<KEY> environment overrides.
+ */
+int cb_config_load(struct cb_config *cfg, const char *path);
+void cb_config_free(struct cb_config *cfg);
+
+#endif

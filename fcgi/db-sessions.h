@@ -1,0 +1,22 @@
+/* db-sessions.h - bearer sessions: issue, look up, revoke. */
+#ifndef CB_DB_SESSIONS_H
+#define CB_DB_SESSIONS_H
+
+#include "auth.h"
+#include "db.h"
+
+/*
+ * Issues a token for user_id valid for ttl seconds. token receives the
+ * token text, *expires_at (caller frees) its expiry as RFC 3339.
+ */
+int cb_db_session_create(struct cb_db *db, long long user_id, int ttl,
+    char token[CB_TOKEN_HEX + 1], char **expires_at);
+/*
+ * The active user behind a live token, or CB_ERR_NOTFOUND. Refreshes an
+ * agent's last_seen_at, at most every few seconds so reads stay reads.
+ */
+int cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out);
+int cb_db_session_revoke(struct cb_db *db, long long session_id);
+int cb_db_sessions_revoke_user(struct cb_db *db, long long user_id);
+
+#endif

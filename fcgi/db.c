@@ -1,0 +1,606 @@
+/* db.c - the MariaDB connection, its statement cache and typed queries. */
+#include <errno.h>
+#include <mysql.h>
+#include <errmsg.h>
+#include <mysqld_error.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "log.h"
+#include "util.h"
+
+#define STMT_CACHE 256
+#define MAX_PARAMS 24
+#define TX_ATTEMPTS 6
+
+struct cached_stmt {
+	const char *sql; /* keyed by the address of the (literal) SQL text */
+	MYSQL_STMT *stmt;
+};
+
+struct cb_db {
+	const struct cb_config *cfg;
+	MYSQL *conn;
+	int in_tx;
+	unsigned statements; /* statements run since cb_db_request_start */
+	long long insert_id, affected;
+	struct cached_stmt cache[STMT_CACHE];
+};
+
+/*
+ * Every connection works in UTC and READ COMMITTED: each statement sees the
+ * latest committed rows, and what must not change under us is locked
+ * explicitly (SELECT ... FOR UPDATE) by the data layer.
+ */
+static const char init_sql[] =
+    "SET time_zone = '+00:00', SESSION tx_isolation = 'READ-COMMITTED', "
+    "SESSION innodb_lock_wait_timeout = 10, "
+    "SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'";
+
+struct cb_db *
+cb_db_new(const struct cb_config *cfg)
+{
+	struct cb_db *db = xcalloc(1, sizeof *db);
+
+	db->cfg = cfg;
+	return db;
+}
+
+static void
+disconnect(struct cb_db *db)
+{
+	for (size_t i = 0; i < STMT_CACHE; i++) {
+		if (db->cache[i].stmt != NULL)
+			mysql_stmt_close(db->cache[i].stmt);
+		db->cache[i].stmt = NULL;
+		db->cache[i].sql = NULL;
+	}
+	if (db->conn != NULL)
+		mysql_close(db->conn);
+	db->conn = NULL;
+	db->in_tx = 0;
+}
+
+void
+cb_db_free(struct cb_db *db)
+{
+	if (db == NULL)
+		return;
+	disconnect(db);
+	free(db);
+}
+
+int
+cb_db_ensure(struct cb_db *db)
+{
+	const struct cb_config *cfg = db->cfg;
+	unsigned timeout = (unsigned)cfg->db_connect_timeout, rw_timeout = 30;
+	int use_socket = cfg->db_socket[0] != '\0';
+
+	if (db->conn != NULL)
+		return CB_OK;
+	db->conn = mysql_init(NULL);
+	if (db->conn == NULL)
+		return CB_ERR_UNAVAILABLE;
+	mysql_options(db->conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+	mysql_options(db->conn, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
+	mysql_options(db->conn, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
+	mysql_options(db->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_options(db->conn, MYSQL_INIT_COMMAND, init_sql);
+	if (mysql_real_connect(db->conn, use_socket ? "localhost" : cfg->db_host, cfg->db_user,
+		cfg->db_password, cfg->db_name, use_socket ? 0 : (unsigned)cfg->db_port,
+		use_socket ? cfg->db_socket : NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
+		cb_warn("database: cannot connect: %s", mysql_error(db->conn));
+		mysql_close(db->conn);
+		db->conn = NULL;
+		return CB_ERR_UNAVAILABLE;
+	}
+	return CB_OK;
+}
+
+void
+cb_db_request_start(struct cb_db *db)
+{
+	db->statements = 0;
+}
+
+/* Maps a server or client error to our codes; a lost connection is dropped. */
+static int
+classify(struct cb_db *db, unsigned err, const char *what, const char *sql)
+{
+	switch (err) {
+	case ER_DUP_ENTRY:
+		return CB_ERR_DUPLICATE;
+	case ER_LOCK_DEADLOCK:
+	case ER_LOCK_WAIT_TIMEOUT:
+		return CB_ERR_RETRY;
+	case ER_CONNECTION_KILLED:
+	case ER_SERVER_SHUTDOWN:
+	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */
+		break;
+	default:
+		if (err < CR_MIN_ERROR || err > CR_MAX_ERROR) {
+			cb_error("database: %s failed (%u): %s [%s]", what, err,
+			    db->conn ? mysql_error(db->conn) : "", sql);
+			return CB_ERR;
+		}
+	}
+	cb_warn("database: connection lost during %s (%u)", what, err);
+	disconnect(db);
+	return CB_ERR_UNAVAILABLE;
+}
+
+static MYSQL_STMT *
+prepare(struct cb_db *db, const char *sql, int *rc)
+{
+	size_t h = ((uintptr_t)sql >> 3) % STMT_CACHE;
+
+	for (size_t n = 0; n < STMT_CACHE; n++, h = (h + 1) % STMT_CACHE) {
+		if (db->cache[h].sql == sql)
+			return db->cache[h].stmt;
+		if (db->cache[h].sql == NULL)
+			break;
+	}
+	MYSQL_STMT *stmt = mysql_stmt_init(db->conn);
+	if (stmt == NULL) {
+		*rc = classify(db, mysql_errno(db->conn), "prepare", sql);
+		return NULL;
+	}
+	if (mysql_stmt_prepare(stmt, sql, strlen(sql)) != 0) {
+		unsigned err = mysql_stmt_errno(stmt);
+		mysql_stmt_close(stmt);
+		*rc = classify(db, err, "prepare", sql);
+		return NULL;
+	}
+	my_bool update_max = 1;
+	mysql_stmt_attr_set(stmt, STMT_ATTR_UPDATE_MAX_LENGTH, &update_max);
+	if (db->cache[h].sql == NULL) {
+		db->cache[h].sql = sql;
+		db->cache[h].stmt = stmt;
+	} else {
+		/* The cache is full: statements are fixed text, so this is a bug. */
+		cb_error("database: statement cache full");
+		abort();
+	}
+	return stmt;
+}
+
+struct params {
+	MYSQL_BIND bind[MAX_PARAMS];
+	long long ints[MAX_PARAMS];
+	my_bool nulls[MAX_PARAMS];
+	unsigned long lens[MAX_PARAMS];
+};
+
+static void
+bind_params(struct params *p, const char *types, va_list ap)
+{
+	memset(p->bind, 0, sizeof p->bind);
+	for (unsigned i = 0; types[i] != '\0'; i++) {
+		MYSQL_BIND *b = &p->bind[i];
+		const char *s;
+
+		if (i >= MAX_PARAMS)
+			abort();
+		p->nulls[i] = 0;
+		b->is_null = &p->nulls[i];
+		switch (types[i]) {
+		case 'i':
+		case 'I':
+			p->ints[i] = va_arg(ap, long long);
+			b->buffer_type = MYSQL_TYPE_LONGLONG;
+			b->buffer = &p->ints[i];
+			p->nulls[i] = types[i] == 'I' && p->ints[i] <= 0;
+			break;
+		case 's':
+			s = va_arg(ap, const char *);
+			b->buffer_type = MYSQL_TYPE_STRING;
+			b->buffer = (void *)s;
+			p->lens[i] = s ? (unsigned long)strlen(s) : 0;
+			b->length = &p->lens[i];
+			p->nulls[i] = s == NULL;
+			break;
+		case 'b':
+			b->buffer_type = MYSQL_TYPE_BLOB;
+			b->buffer = va_arg(ap, void *);
+			p->lens[i] = (unsigned long)va_arg(ap, size_t);
+			b->length = &p->lens[i];
+			break;
+		default:
+			cb_error("database: bad parameter type '%c'", types[i]);
+			abort();
+		}
+	}
+}
+
+/*
+ * A first SELECT (or BEGIN) of a request that meets a connection the server
+ * closed while we were idle is run again on a fresh connection: nothing can
+ * have happened yet, so this is safe, and a restarted MariaDB costs no 503.
+ */
+static int
+may_retry(const struct cb_db *db, const char *sql, int rc)
+{
+	return rc == CB_ERR_UNAVAILABLE && db->statements == 0 && !db->in_tx &&
+	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "START", 5) == 0);
+}
+
+static int
+execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, va_list ap)
+{
+	struct params p;
+	int rc = CB_ERR_UNAVAILABLE;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		va_list aq;
+		MYSQL_STMT *stmt;
+
+		if (cb_db_ensure(db) != CB_OK)
+			return CB_ERR_UNAVAILABLE;
+		stmt = prepare(db, sql, &rc);
+		if (stmt != NULL) {
+			va_copy(aq, ap);
+			bind_params(&p, types, aq);
+			va_end(aq);
+			if (mysql_stmt_bind_param(stmt, p.bind) != 0 || mysql_stmt_execute(stmt) != 0)
+				rc = classify(db, mysql_stmt_errno(stmt), "execute", sql);
+			else
+				rc = CB_OK;
+		}
+		if (rc == CB_OK) {
+			db->statements++;
+			db->affected = (long long)mysql_stmt_affected_rows(stmt);
+			db->insert_id = (long long)mysql_stmt_insert_id(stmt);
+			*out = stmt;
+			return CB_OK;
+		}
+		if (!may_retry(db, sql, rc))
+			break;
+	}
+	return rc;
+}
+
+int
+cb_db_exec(struct cb_db *db, const char *sql, const char *types, ...)
+{
+	MYSQL_STMT *stmt;
+	va_list ap;
+
+	va_start(ap, types);
+	int rc = execute(db, &stmt, sql, types, ap);
+	va_end(ap);
+	if (rc == CB_OK)
+		mysql_stmt_free_result(stmt);
+	return rc;
+}
+
+long long
+cb_db_insert_id(struct cb_db *db)
+{
+	return db->insert_id;
+}
+
+long long
+cb_db_affected(struct cb_db *db)
+{
+	return db->affected;
+}
+
+static enum cb_col_type
+col_type(const MYSQL_FIELD *f)
+{
+	switch (f->type) {
+	case MYSQL_TYPE_TINY:
+		return CB_COL_BOOL;
+	case MYSQL_TYPE_SHORT:
+	case MYSQL_TYPE_LONG:
+	case MYSQL_TYPE_INT24:
+	case MYSQL_TYPE_LONGLONG:
+	case MYSQL_TYPE_YEAR:
+	case MYSQL_TYPE_NEWDECIMAL:
+	case MYSQL_TYPE_DECIMAL:
+		return CB_COL_INT;
+	case MYSQL_TYPE_DATETIME:
+	case MYSQL_TYPE_TIMESTAMP:
+	case MYSQL_TYPE_DATE:
+		return CB_COL_TIME;
+	default:
+		return CB_COL_STR;
+	}
+}
+
+/* Column buffers for one fetch; strings are sized by the stored max_length. */
+struct row_buf {
+	MYSQL_BIND *bind;
+	my_bool *nulls;
+	unsigned long *lens;
+	long long *ints;
+	MYSQL_TIME *times;
+	char **strs;
+};
+
+static void
+format_time(const MYSQL_TIME *t, char out[32])
+{
+	snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03luZ", t->year % 10000, t->month % 100,
+	    t->day % 100, t->hour % 100, t->minute % 100, t->second % 100,
+	    (unsigned long)(t->second_part / 1000) % 1000);
+}
+
+static int
+fetch_all(struct cb_db *db, MYSQL_STMT *stmt, const char *sql, struct cb_res **out)
+{
+	MYSQL_RES *meta = mysql_stmt_result_metadata(stmt);
+	struct cb_res *res = xcalloc(1, sizeof *res);
+	struct row_buf rb;
+	size_t cap = 0;
+	int rc = CB_OK;
+
+	*out = res;
+	if (meta == NULL)
+		return CB_OK;
+	if (mysql_stmt_store_result(stmt) != 0) {
+		mysql_free_result(meta);
+		return classify(db, mysql_stmt_errno(stmt), "store", sql);
+	}
+	MYSQL_FIELD *fields = mysql_fetch_fields(meta);
+	unsigned n = res->ncols = mysql_num_fields(meta);
+	res->names = xcalloc(n, sizeof *res->names);
+	res->types = xcalloc(n, sizeof *res->types);
+	rb.bind = xcalloc(n, sizeof *rb.bind);
+	rb.nulls = xcalloc(n, sizeof *rb.nulls);
+	rb.lens = xcalloc(n, sizeof *rb.lens);
+	rb.ints = xcalloc(n, sizeof *rb.ints);
+	rb.times = xcalloc(n, sizeof *rb.times);
+	rb.strs = xcalloc(n, sizeof *rb.strs);
+	for (unsigned c = 0; c < n; c++) {
+		MYSQL_BIND *b = &rb.bind[c];
+
+		res->names[c] = xstrdup(fields[c].name);
+		res->types[c] = col_type(&fields[c]);
+		b->is_null = &rb.nulls[c];
+		b->length = &rb.lens[c];
+		if (res->types[c] == CB_COL_INT || res->types[c] == CB_COL_BOOL) {
+			b->buffer_type = MYSQL_TYPE_LONGLONG;
+			b->buffer = &rb.ints[c];
+			if (fields[c].type == MYSQL_TYPE_NEWDECIMAL || fields[c].type == MYSQL_TYPE_DECIMAL) {
+				b->buffer_type = MYSQL_TYPE_STRING;
+				b->buffer = rb.strs[c] = xmalloc(72);
+				b->buffer_length = 72;
+			}
+		} else if (res->types[c] == CB_COL_TIME) {
+			b->buffer_type = MYSQL_TYPE_DATETIME;
+			b->buffer = &rb.times[c];
+		} else {
+			b->buffer_type = MYSQL_TYPE_STRING;
+			b->buffer_length = fields[c].max_length + 1;
+			b->buffer = rb.strs[c] = xmalloc(b->buffer_length);
+		}
+	}
+	if (mysql_stmt_bind_result(stmt, rb.bind) != 0) {
+		rc = classify(db, mysql_stmt_errno(stmt), "bind result", sql);
+		goto out;
+	}
+	for (;;) {
+		int f = mysql_stmt_fetch(stmt);
+		if (f == MYSQL_NO_DATA)
+			break;
+		if (f != 0 && f != MYSQL_DATA_TRUNCATED) {
+			rc = classify(db, mysql_stmt_errno(stmt), "fetch", sql);
+			goto out;
+		}
+		if ((size_t)(res->nrows + 1) * n > cap) {
+			cap = cap ? cap * 2 : (size_t)n * 8;
+			res->vals = xrealloc(res->vals, cap * sizeof *res->vals);
+		}
+		struct cb_val *row = &res->vals[(size_t)res->nrows * n];
+		for (unsigned c = 0; c < n; c++) {
+			struct cb_val *v = &row[c];
+			char when[32];
+
+			memset(v, 0, sizeof *v);
+			v->is_null = rb.nulls[c];
+			if (v->is_null)
+				continue;
+			if (res->types[c] == CB_COL_TIME) {
+				format_time(&rb.times[c], when);
+				v->s = xstrdup(when);
+			} else if (res->types[c] != CB_COL_STR) {
+				v->i = rb.strs[c] ? strtoll(rb.strs[c], NULL, 10) : rb.ints[c];
+			} else {
+				v->s = xstrndup(rb.strs[c], rb.lens[c]);
+			}
+		}
+		res->nrows++;
+	}
+out:
+	mysql_stmt_free_result(stmt);
+	mysql_free_result(meta);
+	for (unsigned c = 0; c < n; c++)
+		free(rb.strs[c]);
+	free(rb.bind), free(rb.nulls), free(rb.lens), free(rb.ints), free(rb.times), free(rb.strs);
+	if (rc != CB_OK) {
+		cb_res_free(res);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int
+cb_db_query(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, ...)
+{
+	MYSQL_STMT *stmt;
+	va_list ap;
+
+	*out = NULL;
+	va_start(ap, types);
+	int rc = execute(db, &stmt, sql, types, ap);
+	va_end(ap);
+	if (rc != CB_OK)
+		return rc;
+	return fetch_all(db, stmt, sql, out);
+}
+
+int
+cb_db_exec_script(struct cb_db *db, const char *sql)
+{
+	int rc = cb_db_ensure(db);
+
+	if (rc != CB_OK)
+		return rc;
+	if (mysql_real_query(db->conn, sql, strlen(sql)) != 0)
+		return classify(db, mysql_errno(db->conn), "script", "(migration)");
+	/* Drain every result of the multi-statement text; stop at the first error. */
+	for (;;) {
+		MYSQL_RES *r = mysql_store_result(db->conn);
+		if (r != NULL)
+			mysql_free_result(r);
+		int more = mysql_next_result(db->conn);
+		if (more > 0)
+			return classify(db, mysql_errno(db->conn), "script", "(migration)");
+		if (more < 0)
+			break;
+	}
+	return CB_OK;
+}
+
+static int
+simple(struct cb_db *db, const char *sql)
+{
+	int rc = cb_db_ensure(db);
+
+	if (rc != CB_OK)
+		return rc;
+	if (mysql_real_query(db->conn, sql, strlen(sql)) != 0) {
+		rc = classify(db, mysql_errno(db->conn), "transaction control", sql);
+		if (may_retry(db, sql, rc) && cb_db_ensure(db) == CB_OK &&
+		    mysql_real_query(db->conn, sql, strlen(sql)) == 0)
+			return CB_OK;
+		return rc;
+	}
+	return CB_OK;
+}
+
+int
+cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
+{
+	int rc = CB_ERR_RETRY;
+
+	for (int attempt = 0; attempt < TX_ATTEMPTS && rc == CB_ERR_RETRY; attempt++) {
+		if (attempt > 0) {
+			/* Back off a little, with jitter, so the two sides of a deadlock part. */
+			struct timespec ts = {0, (long)(1 + rand() % (4 << attempt)) * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+		rc = simple(db, "START TRANSACTION");
+		if (rc != CB_OK)
+			return rc;
+		db->in_tx = 1;
+		rc = fn(db, arg);
+		if (rc == CB_OK)
+			rc = simple(db, "COMMIT");
+		if (db->conn != NULL && rc != CB_OK)
+			simple(db, "ROLLBACK");
+		db->in_tx = 0;
+		if (rc == CB_ERR_RETRY)
+			cb_info("database: transaction retried after a deadlock (attempt %d)", attempt + 1);
+	}
+	return rc;
+}
+
+void
+cb_res_free(struct cb_res *res)
+{
+	if (res == NULL)
+		return;
+	for (size_t i = 0; i < (size_t)res->nrows * res->ncols; i++)
+		free(res->vals[i].s);
+	for (unsigned c = 0; c < res->ncols; c++)
+		free(res->names[c]);
+	free(res->names);
+	free(res->types);
+	free(res->vals);
+	free(res);
+}
+
+int
+cb_res_col(const struct cb_res *res, const char *name)
+{
+	for (unsigned c = 0; c < res->ncols; c++)
+		if (strcmp(res->names[c], name) == 0)
+			return (int)c;
+	return -1;
+}
+
+const struct cb_val *
+cb_res_val(const struct cb_res *res, unsigned row, const char *name)
+{
+	int c = cb_res_col(res, name);
+
+	if (c < 0 || row >= res->nrows) {
+		cb_error("database: no column '%s' in row %u", name, row);
+		abort();
+	}
+	return &res->vals[(size_t)row * res->ncols + (unsigned)c];
+}
+
+long long
+cb_res_int(const struct cb_res *res, unsigned row, const char *name)
+{
+	const struct cb_val *v = cb_res_val(res, row, name);
+
+	return v->is_null ? 0 : v->i;
+}
+
+const char *
+cb_res_str(const struct cb_res *res, unsigned row, const char *name)
+{
+	const struct cb_val *v = cb_res_val(res, row, name);
+
+	return v->is_null ? NULL : v->s;
+}
+
+json_object *
+cb_res_row_json(const struct cb_res *res, unsigned row)
+{
+	json_object *obj = json_object_new_object();
+
+	for (unsigned c = 0; c < res->ncols; c++) {
+		const struct cb_val *v = &res->vals[(size_t)row * res->ncols + c];
+		json_object *j = NULL;
+
+		if (res->names[c][0] == '_')
+			continue;
+		if (!v->is_null) {
+			switch (res->types[c]) {
+			case CB_COL_INT:
+				j = json_object_new_int64(v->i);
+				break;
+			case CB_COL_BOOL:
+				j = json_object_new_boolean(v->i != 0);
+				break;
+			case CB_COL_TIME:
+			case CB_COL_STR:
+				j = json_object_new_string(v->s);
+				break;
+			}
+		}
+		json_object_object_add(obj, res->names[c], j);
+	}
+	return obj;
+}
+
+json_object *
+cb_res_json_array(const struct cb_res *res)
+{
+	json_object *arr = json_object_new_array_ext((int)res->nrows);
+
+	for (unsigned r = 0; r < res->nrows; r++)
+		json_object_array_add(arr, cb_res_row_json(res, r));
+	return arr;
+}

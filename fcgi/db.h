@@ -1,0 +1,74 @@
+/*
+ * db.h - the one MariaDB connection of a process: prepared statements only,
+ * cached per SQL text, reconnect after the server goes away, transactions that
+ * are run again on deadlock.
+ *
+ * Parameters are described by a type string, one letter per '?':
+ *   'i' long long    'I' long long, NULL when <= 0 (optional ids)
+ *   's' const char * (NULL binds SQL NULL)
+ *   'b' const void *, size_t  (a blob: two arguments)
+ */
+#ifndef CB_DB_H
+#define CB_DB_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct cb_db;
+
+enum cb_col_type { CB_COL_INT, CB_COL_BOOL, CB_COL_TIME, CB_COL_STR };
+
+struct cb_val {
+	int is_null;
+	long long i;
+	char *s; /* text of strings and formatted times (RFC 3339, ms, UTC) */
+};
+
+/* A fully fetched result: nrows x ncols values. */
+struct cb_res {
+	unsigned ncols, nrows;
+	char **names;
+	enum cb_col_type *types;
+	struct cb_val *vals;
+};
+
+struct cb_db *cb_db_new(const struct cb_config *cfg);
+void cb_db_free(struct cb_db *db);
+/* Connects if not connected; CB_OK or CB_ERR_UNAVAILABLE. */
+int cb_db_ensure(struct cb_db *db);
+/* Forgets which statements ran, so the first one may reconnect transparently. */
+void cb_db_request_start(struct cb_db *db);
+
+int cb_db_exec(struct cb_db *db, const char *sql, const char *types, ...);
+int cb_db_query(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, ...);
+long long cb_db_insert_id(struct cb_db *db);
+long long cb_db_affected(struct cb_db *db);
+/* Runs text SQL with several statements (migrations only; never user input). */
+int cb_db_exec_script(struct cb_db *db, const char *sql);
+
+typedef int (*cb_db_tx_cb)(struct cb_db *db, void *arg);
+/*
+ * Runs fn inside BEGIN ... COMMIT. fn returning CB_OK commits; anything else
+ * rolls back and is returned. On a deadlock or lock wait timeout the whole
+ * transaction runs again (a few times), so fn must be restartable: it may
+ * only change state through the database.
+ */
+int cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg);
+
+void cb_res_free(struct cb_res *res);
+int cb_res_col(const struct cb_res *res, const char *name);
+const struct cb_val *cb_res_val(const struct cb_res *res, unsigned row, const char *name);
+long long cb_res_int(const struct cb_res *res, unsigned row, const char *name);
+const char *cb_res_str(const struct cb_res *res, unsigned row, const char *name);
+/*
+ * One row as a JSON object keyed by column name: integers, booleans
+ * (TINYINT), times as RFC 3339 strings, NULL as null. Columns whose name
+ * starts with '_' are helpers for the caller and are left out.
+ */
+json_object *cb_res_row_json(const struct cb_res *res, unsigned row);
+/* Every row, as a JSON array. */
+json_object *cb_res_json_array(const struct cb_res *res);
+
+#endif

@@ -1,0 +1,219 @@
+/* json.c - request body parsing and typed field access with 422 errors. */
+#include <ctype.h>
+#include <string.h>
+
+#include "json.h"
+#include "util.h"
+
+/*
+ * json-c, even in strict mode, accepts single-quoted strings, NaN and
+ * Infinity, and raw control characters inside strings. This scan rejects
+ * them; json-c checks the rest of the grammar.
+ */
+static int
+lexically_strict(const char *s, size_t len)
+{
+	int in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+			else if (c < 0x20)
+				return 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '\'') {
+			return 0;
+		} else if (isalpha(c)) {
+			size_t n = 1;
+			while (i + n < len && isalpha((unsigned char)s[i + n]))
+				n++;
+			int exponent = n == 1 && (c == 'e' || c == 'E') && i > 0 && isdigit((unsigned char)s[i - 1]);
+			if (!exponent && !(n == 4 && memcmp(s + i, "true", 4) == 0) &&
+			    !(n == 5 && memcmp(s + i, "false", 5) == 0) && !(n == 4 && memcmp(s + i, "null", 4) == 0))
+				return 0;
+			i += n - 1;
+		}
+	}
+	return 1;
+}
+
+int
+cb_json_parse_body(const char *body, size_t len, json_object **out, struct cb_error *e)
+{
+	json_tokener *tok;
+	json_object *obj;
+
+	*out = NULL;
+	if (len == 0) {
+		*out = json_object_new_object();
+		return CB_OK;
+	}
+	if (!cb_utf8_valid(body, len)) {
+		cb_error_set(e, 400, "bad_json", NULL, "the body is not valid UTF-8");
+		return CB_ERR_REPLY;
+	}
+	tok = json_tokener_new_ex(32);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, body, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t used = (size_t)json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	/* Only white space may follow the value. */
+	while (jerr == json_tokener_success && used < len && isspace((unsigned char)body[used]))
+		used++;
+	if (jerr != json_tokener_success || used != len || !lexically_strict(body, len)) {
+		if (obj != NULL)
+			json_object_put(obj);
+		cb_error_set(e, 400, "bad_json", NULL, "the body is not valid JSON%s%s",
+		    jerr != json_tokener_success ? ": " : "",
+		    jerr != json_tokener_success ? json_tokener_error_desc(jerr) : " (trailing data)");
+		return CB_ERR_REPLY;
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		cb_error_set(e, 400, "bad_json", NULL, "the body must be a JSON object");
+		return CB_ERR_REPLY;
+	}
+	*out = obj;
+	return CB_OK;
+}
+
+/* Finds key; handles absence and null per flags. 1: a value to read, 0: done, <0: error. */
+static int
+lookup(json_object *obj, const char *key, unsigned flags, struct cb_field *f, struct cb_error *e,
+    json_object **val)
+{
+	memset(f, 0, sizeof *f);
+	if (!json_object_object_get_ex(obj, key, val)) {
+		if (flags & CB_F_REQUIRED) {
+			cb_error_set(e, 422, "validation_error", key, "%s is required", key);
+			return CB_ERR_REPLY;
+		}
+		return 0;
+	}
+	f->present = 1;
+	if (*val == NULL) {
+		if (flags & CB_F_NULLABLE) {
+			f->is_null = 1;
+			return 0;
+		}
+		cb_error_set(e, 422, "validation_error", key, "%s must not be null", key);
+		return CB_ERR_REPLY;
+	}
+	return 1;
+}
+
+static int
+blank(const char *s)
+{
+	for (; *s; s++)
+		if (!isspace((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+int
+cb_json_string(json_object *obj, const char *key, unsigned flags, size_t min, size_t max,
+    struct cb_field *f, struct cb_error *e)
+{
+	json_object *v;
+	int rc = lookup(obj, key, flags, f, e, &v);
+
+	if (rc <= 0)
+		return rc;
+	if (!json_object_is_type(v, json_type_string)) {
+		cb_error_set(e, 422, "validation_error", key, "%s must be a string", key);
+		return CB_ERR_REPLY;
+	}
+	const char *s = json_object_get_string(v);
+	size_t bytes = (size_t)json_object_get_string_len(v);
+	size_t chars = cb_utf8_length(s, bytes);
+	if (strlen(s) != bytes) {
+		cb_error_set(e, 422, "validation_error", key, "%s must not contain NUL characters", key);
+		return CB_ERR_REPLY;
+	}
+	if (chars < min || chars > max) {
+		cb_error_set(e, 422, "validation_error", key, "%s must be %zu to %zu characters long", key,
+		    min, max);
+		return CB_ERR_REPLY;
+	}
+	if ((flags & CB_F_NOTBLANK) && blank(s)) {
+		cb_error_set(e, 422, "validation_error", key, "%s must not be only white space", key);
+		return CB_ERR_REPLY;
+	}
+	f->s = s;
+	return CB_OK;
+}
+
+int
+cb_json_int(json_object *obj, const char *key, unsigned flags, long long min, long long max,
+    struct cb_field *f, struct cb_error *e)
+{
+	json_object *v;
+	int rc = lookup(obj, key, flags, f, e, &v);
+
+	if (rc <= 0)
+		return rc;
+	/* json-c keeps integers apart from doubles: 1.0 and "1" are not integers. */
+	if (!json_object_is_type(v, json_type_int)) {
+		cb_error_set(e, 422, "validation_error", key, "%s must be an integer", key);
+		return CB_ERR_REPLY;
+	}
+	/* Values past the int64 range saturate, and so fail the range check too. */
+	long long i = json_object_get_int64(v);
+	if (i < min || i > max) {
+		cb_error_set(e, 422, "validation_error", key, "%s must be from %lld to %lld", key, min,
+		    max);
+		return CB_ERR_REPLY;
+	}
+	f->i = i;
+	return CB_OK;
+}
+
+int
+cb_json_bool(json_object *obj, const char *key, unsigned flags, struct cb_field *f,
+    struct cb_error *e)
+{
+	json_object *v;
+	int rc = lookup(obj, key, flags, f, e, &v);
+
+	if (rc <= 0)
+		return rc;
+	if (!json_object_is_type(v, json_type_boolean)) {
+		cb_error_set(e, 422, "validation_error", key, "%s must be true or false", key);
+		return CB_ERR_REPLY;
+	}
+	f->i = json_object_get_boolean(v);
+	return CB_OK;
+}
+
+int
+cb_json_enum(json_object *obj, const char *key, unsigned flags, const char *const *choices,
+    struct cb_field *f, struct cb_error *e)
+{
+	int rc = cb_json_string(obj, key, flags, 1, 64, f, e);
+
+	if (rc != CB_OK || !f->present || f->is_null)
+		return rc;
+	for (size_t i = 0; choices[i] != NULL; i++)
+		if (strcmp(choices[i], f->s) == 0)
+			return CB_OK;
+	struct cb_buf list = {0};
+	for (size_t i = 0; choices[i] != NULL; i++)
+		cb_buf_printf(&list, "%s%s", i ? ", " : "", choices[i]);
+	cb_error_set(e, 422, "validation_error", key, "%s must be one of: %s", key, list.data);
+	cb_buf_free(&list);
+	return CB_ERR_REPLY;
+}
+
+const char *
+cb_json_text(json_object *obj)
+{
+	return json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}

@@ -1,0 +1,104 @@
+/*
+ * main.c - carebot-fcgi: one FastCGI worker. spawn-fcgi hands it the
+ * listening socket as fd 0 and multiwatch runs N of them, replacing any that
+ * dies. Each worker serves one request at a time over its own MariaDB
+ * connection and libcurl handle.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "auth.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "publish.h"
+#include "request.h"
+#include "router.h"
+#include "util.h"
+
+static volatile sig_atomic_t busy, stopping;
+
+/*
+ * SIGTERM (from multiwatch -s TERM) while idle in accept ends the worker at
+ * once; while a request runs, the worker finishes it first.
+ */
+static void
+on_stop(int sig)
+{
+	if (!busy)
+		_exit(0);
+	stopping = 1;
+}
+
+static void
+serve(FCGX_Request *fcgx, const struct cb_config *cfg, struct cb_db *db)
+{
+	struct cb_request req;
+
+	memset(&req, 0, sizeof req);
+	req.cfg = cfg;
+	req.db = db;
+	cb_db_request_start(db);
+	req.fcgx = fcgx;
+	if (cb_request_read(&req, fcgx) != CB_OK)
+		cb_reply_failure(&req, CB_ERR_REPLY);
+	else
+		cb_router_dispatch(&req);
+	cb_debug("%s %s -> %d", req.method, req.path, req.status);
+	cb_request_free(&req);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: carebot-fcgi [-c carebot.conf]\n"
+			"Run under spawn-fcgi (and multiwatch); the FastCGI socket is fd 0.\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cb_config cfg;
+	FCGX_Request fcgx;
+	struct sigaction sa;
+	const char *conf = NULL;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:h")) != -1) {
+		if (opt == 'c')
+			conf = optarg;
+		else
+			usage();
+	}
+	if (cb_config_load(&cfg, conf) != CB_OK || cb_auth_init() != CB_OK ||
+	    cb_publish_init(&cfg) != CB_OK || FCGX_Init() != 0)
+		return 1;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct cb_db *db = cb_db_new(&cfg);
+	if (cb_db_ensure(db) != CB_OK)
+		cb_warn("starting without a database connection; retrying on each request");
+	FCGX_InitRequest(&fcgx, 0, 0);
+	cb_info("worker ready");
+	while (!stopping && FCGX_Accept_r(&fcgx) >= 0) {
+		busy = 1;
+		serve(&fcgx, &cfg, db);
+		FCGX_Finish_r(&fcgx);
+		busy = 0;
+	}
+	cb_info("worker stopping");
+	cb_db_free(db);
+	cb_publish_cleanup();
+	cb_config_free(&cfg);
+	return 0;
+}

@@ -1,0 +1,134 @@
+/* router.c - match the route, then authenticate, authorise and parse before the handler runs. */
+#include <string.h>
+#include <strings.h>
+
+#include "db-sessions.h"
+#include "json.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+static const struct cb_route *const tables[] = {
+	cb_api_auth_routes,
+	cb_api_health_routes,
+	cb_api_departments_routes,
+	cb_api_users_routes,
+	cb_api_chats_routes,
+	cb_api_internal_routes,
+};
+
+int
+cb_router_match(const char *pattern, const char *path, long long *ids, unsigned *nids)
+{
+	*nids = 0;
+	while (*pattern != '\0') {
+		if (strncmp(pattern, "{id}", 4) == 0) {
+			long long v = 0;
+			size_t digits = strspn(path, "0123456789");
+
+			/* Positive, no leading zero, fits comfortably in a BIGINT. */
+			if (digits == 0 || digits > 15 || path[0] == '0' || *nids == CB_MAX_IDS)
+				return 0;
+			for (size_t i = 0; i < digits; i++)
+				v = v * 10 + (path[i] - '0');
+			ids[(*nids)++] = v;
+			pattern += 4;
+			path += digits;
+		} else if (*pattern++ != *path++) {
+			return 0;
+		}
+	}
+	return *path == '\0';
+}
+
+/* Finds the route; sets *path_known when some route has this path. */
+static const struct cb_route *
+find(struct cb_request *req, int *path_known, struct cb_buf *allow)
+{
+	const struct cb_route *found = NULL;
+	long long ids[CB_MAX_IDS];
+	unsigned nids;
+
+	*path_known = 0;
+	for (size_t t = 0; t < CB_ARRAY_LEN(tables); t++) {
+		for (const struct cb_route *r = tables[t]; r->method != NULL; r++) {
+			if (!cb_router_match(r->pattern, req->path, ids, &nids))
+				continue;
+			*path_known = 1;
+			cb_buf_printf(allow, "%s%s", allow->len ? ", " : "", r->method);
+			if (found == NULL && strcmp(r->method, req->method) == 0) {
+				found = r;
+				memcpy(req->ids, ids, sizeof ids);
+				req->nids = nids;
+			}
+		}
+	}
+	return found;
+}
+
+static int
+authenticate(struct cb_request *req)
+{
+	const char *token = cb_auth_bearer(req->authorization);
+
+	if (token == NULL)
+		return cb_fail(req, 401, "unauthorized", NULL, "a bearer token is required");
+	int rc = cb_db_session_lookup(req->db, token, &req->user);
+	if (rc == CB_ERR_NOTFOUND)
+		return cb_fail(req, 401, "unauthorized", NULL, "the token is unknown, expired or revoked");
+	return rc;
+}
+
+static int
+media_type_is_json(const char *ct)
+{
+	if (ct == NULL)
+		return 0;
+	size_t len = strcspn(ct, "; \t");
+	return len == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+static int
+gate(struct cb_request *req, const struct cb_route *route)
+{
+	int rc;
+
+	if (!(route->roles & CB_ROLE_ANON)) {
+		if ((rc = authenticate(req)) != CB_OK)
+			return rc;
+		if (!(route->roles & req->user.role))
+			return cb_forbidden(req);
+	}
+	if (route->flags & CB_ROUTE_BODY) {
+		if (req->body_len > 0 && !media_type_is_json(req->content_type))
+			return cb_fail(req, 415, "unsupported_media_type", NULL,
+			    "the body must be application/json");
+		return cb_json_parse_body(req->body, req->body_len, &req->json, &req->error);
+	}
+	return CB_OK;
+}
+
+void
+cb_router_dispatch(struct cb_request *req)
+{
+	struct cb_buf allow = {0};
+	int path_known, rc;
+	const struct cb_route *route = find(req, &path_known, &allow);
+
+	if (route == NULL && !path_known) {
+		rc = cb_fail(req, 404, "not_found", NULL, "no such path: %s", req->path);
+	} else if (route == NULL) {
+		cb_reply_header(req, "Allow: %s", allow.data);
+		rc = cb_fail(req, 405, "method_not_allowed", NULL, "%s is not allowed here", req->method);
+	} else if ((rc = gate(req, route)) == CB_OK) {
+		rc = route->handler(req);
+	}
+	cb_buf_free(&allow);
+	if (!req->replied) {
+		if (rc == CB_OK) {
+			cb_error("bug: %s %s returned without a reply", req->method, req->path);
+			rc = CB_ERR;
+		}
+		cb_reply_failure(req, rc);
+	}
+}

@@ -1,0 +1,52 @@
+/* util.h - return codes, the allocation family and a growable string buffer. */
+#ifndef CB_UTIL_H
+#define CB_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/*
+ * Every function that can fail returns CB_OK or one of these negative codes.
+ * Callers branch on the precise ones; anything else is an internal error.
+ */
+#define CB_OK 0
+#define CB_ERR -1             /* internal error, already logged */
+#define CB_ERR_UNAVAILABLE -2 /* the database cannot be reached */
+#define CB_ERR_NOTFOUND -3
+#define CB_ERR_CONFLICT -4
+#define CB_ERR_DUPLICATE -5 /* unique key violated */
+#define CB_ERR_RETRY -6     /* deadlock or lock wait timeout: run the transaction again */
+#define CB_ERR_REPLY -7     /* an error response has been recorded for the client */
+
+#define CB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define CB_XSTR(x) #x
+#define CB_STR(x) CB_XSTR(x)
+
+/* Allocation failure aborts, so callers never check for NULL. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+struct cb_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+void cb_buf_append(struct cb_buf *b, const char *data, size_t len);
+void cb_buf_printf(struct cb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cb_buf_free(struct cb_buf *b);
+
+/* Number of Unicode code points in valid UTF-8 text. */
+size_t cb_utf8_length(const char *s, size_t bytes);
+/* Non-zero when s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
+int cb_utf8_valid(const char *s, size_t len);
+/* Parse a whole decimal integer in [min, max]; CB_OK or CB_ERR. */
+int cb_parse_int(const char *s, long long min, long long max, long long *out);
+/* Current time in milliseconds since the epoch. */
+long long cb_now_ms(void);
+
+#endif

@@ -1,0 +1,160 @@
+/* test-json.c - body parsing, typed fields with 422s, and the field rules (fcgi/json.c, fcgi/validate.c). */
+#include <string.h>
+
+#include "json.h"
+#include "tests.h"
+#include "util.h"
+#include "validate.h"
+
+static json_object *
+parse_ok(const char *text)
+{
+	struct cb_error e = {0};
+	json_object *obj;
+
+	ck_assert_int_eq(cb_json_parse_body(text, strlen(text), &obj, &e), CB_OK);
+	return obj;
+}
+
+static void
+parse_fails(const char *text, size_t len)
+{
+	struct cb_error e = {0};
+	json_object *obj = (json_object *)1;
+
+	ck_assert_int_eq(cb_json_parse_body(text, len, &obj, &e), CB_ERR_REPLY);
+	ck_assert_ptr_null(obj);
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_str_eq(e.code, "bad_json");
+	ck_assert_ptr_null(e.field);
+}
+
+START_TEST(body_must_be_one_json_object)
+{
+	json_object *obj = parse_ok("{\"a\": 1}  \n");
+	ck_assert(json_object_is_type(obj, json_type_object));
+	json_object_put(obj);
+	obj = parse_ok(""); /* an empty body reads as {} */
+	ck_assert_int_eq(json_object_object_length(obj), 0);
+	json_object_put(obj);
+
+	parse_fails("{", 1);
+	parse_fails("{\"a\":1} x", 9);
+	parse_fails("[1,2]", 5);
+	parse_fails("\"text\"", 6);
+	parse_fails("null", 4);
+	parse_fails("{'a': 1}", 8);
+	parse_fails("{\"a\": \"\xff\"}", 10); /* not UTF-8 */
+	parse_fails("{\"a\": 01}", 9);
+	parse_fails("{\"a\": NaN}", 10);
+	parse_fails("{\"a\": Infinity}", 15);
+	parse_fails("{\"a\": \"\t\"}", 10); /* a raw control character in a string */
+	parse_fails("{\"a\": 1,}", 9);
+	obj = parse_ok("{\"a\": [1e5, 2E-3, true, false, null, \"it's \\\"x\\\"\"]}");
+	json_object_put(obj);
+}
+END_TEST
+
+START_TEST(string_fields_check_type_length_and_blankness)
+{
+	json_object *obj = parse_ok("{\"name\":\"Caf\\u00e9\",\"n\":5,\"blank\":\"  \\t\",\"nul\":\"a\\u0000b\",\"z\":null}");
+	struct cb_error e = {0};
+	struct cb_field f;
+
+	ck_assert_int_eq(cb_json_string(obj, "name", CB_F_REQUIRED, 1, 4, &f, &e), CB_OK);
+	ck_assert(f.present);
+	ck_assert_str_eq(f.s, "Caf\xc3\xa9"); /* four characters, five bytes */
+	ck_assert_int_eq(cb_json_string(obj, "name", 0, 1, 3, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(e.status, 422);
+	ck_assert_str_eq(e.code, "validation_error");
+	ck_assert_str_eq(e.field, "name");
+	ck_assert_int_eq(cb_json_string(obj, "n", 0, 0, 10, &f, &e), CB_ERR_REPLY);
+	ck_assert_str_eq(e.field, "n");
+	ck_assert_int_eq(cb_json_string(obj, "missing", CB_F_REQUIRED, 0, 10, &f, &e), CB_ERR_REPLY);
+	ck_assert_str_eq(e.field, "missing");
+	ck_assert_int_eq(cb_json_string(obj, "missing", 0, 0, 10, &f, &e), CB_OK);
+	ck_assert(!f.present);
+	ck_assert_int_eq(cb_json_string(obj, "blank", CB_F_NOTBLANK, 1, 10, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(cb_json_string(obj, "blank", 0, 1, 10, &f, &e), CB_OK);
+	ck_assert_int_eq(cb_json_string(obj, "nul", 0, 0, 10, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(cb_json_string(obj, "z", 0, 0, 10, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(cb_json_string(obj, "z", CB_F_NULLABLE, 0, 10, &f, &e), CB_OK);
+	ck_assert(f.present && f.is_null);
+	json_object_put(obj);
+}
+END_TEST
+
+START_TEST(int_and_bool_fields_are_strict)
+{
+	json_object *obj = parse_ok("{\"i\":7,\"d\":7.0,\"s\":\"7\",\"big\":123456789012345678901234,\"b\":true,\"n\":0}");
+	struct cb_error e = {0};
+	struct cb_field f;
+
+	ck_assert_int_eq(cb_json_int(obj, "i", CB_F_REQUIRED, 1, 100, &f, &e), CB_OK);
+	ck_assert_int_eq(f.i, 7);
+	ck_assert_int_eq(cb_json_int(obj, "i", 0, 8, 100, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(cb_json_int(obj, "d", 0, 1, 100, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(cb_json_int(obj, "s", 0, 1, 100, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(cb_json_int(obj, "big", 0, 1, 100, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(cb_json_bool(obj, "b", CB_F_REQUIRED, &f, &e), CB_OK);
+	ck_assert_int_eq(f.i, 1);
+	ck_assert_int_eq(cb_json_bool(obj, "n", 0, &f, &e), CB_ERR_REPLY);
+	ck_assert_str_eq(e.field, "n");
+	json_object_put(obj);
+}
+END_TEST
+
+START_TEST(enum_fields_name_the_choices)
+{
+	static const char *const choices[] = {"available", "busy", "offline", NULL};
+	json_object *obj = parse_ok("{\"ok\":\"busy\",\"bad\":\"away\"}");
+	struct cb_error e = {0};
+	struct cb_field f;
+
+	ck_assert_int_eq(cb_json_enum(obj, "ok", CB_F_REQUIRED, choices, &f, &e), CB_OK);
+	ck_assert_str_eq(f.s, "busy");
+	ck_assert_int_eq(cb_json_enum(obj, "bad", CB_F_REQUIRED, choices, &f, &e), CB_ERR_REPLY);
+	ck_assert_ptr_nonnull(strstr(e.message, "available, busy, offline"));
+	json_object_put(obj);
+}
+END_TEST
+
+START_TEST(usernames_emails_and_keys)
+{
+	ck_assert(cb_valid_username("alice_cc"));
+	ck_assert(cb_valid_username("a.b-c"));
+	ck_assert(!cb_valid_username("ab"));
+	ck_assert(!cb_valid_username("has space"));
+	ck_assert(!cb_valid_username("caf\xc3\xa9"));
+	ck_assert(!cb_valid_username("x23456789012345678901234567890123456789012345678901"));
+	ck_assert(cb_valid_email("a@b.co"));
+	ck_assert(!cb_valid_email("a@b"));
+	ck_assert(!cb_valid_email("@b.co"));
+	ck_assert(!cb_valid_email("a@@b.co"));
+	ck_assert(!cb_valid_email("a b@c.co"));
+	ck_assert(cb_valid_idempotency_key("k-1"));
+	ck_assert(!cb_valid_idempotency_key(""));
+	ck_assert(!cb_valid_idempotency_key("has space"));
+	char long_key[130];
+	memset(long_key, 'k', 129);
+	long_key[129] = '\0';
+	ck_assert(!cb_valid_idempotency_key(long_key));
+	long_key[128] = '\0';
+	ck_assert(cb_valid_idempotency_key(long_key));
+}
+END_TEST
+
+Suite *
+cb_suite_json(void)
+{
+	Suite *s = suite_create("json");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, body_must_be_one_json_object);
+	tcase_add_test(tc, string_fields_check_type_length_and_blankness);
+	tcase_add_test(tc, int_and_bool_fields_are_strict);
+	tcase_add_test(tc, enum_fields_name_the_choices);
+	tcase_add_test(tc, usernames_emails_and_keys);
+	suite_add_tcase(s, tc);
+	return s;
+}

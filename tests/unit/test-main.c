@@ -1,0 +1,18 @@
+/* test-main.c - runs every unit suite; Check prints the summary. */
+#include <stdlib.h>
+
+#include "tests.h"
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(cb_suite_util());
+
+	srunner_add_suite(sr, cb_suite_config());
+	srunner_add_suite(sr, cb_suite_json());
+	srunner_add_suite(sr, cb_suite_router());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

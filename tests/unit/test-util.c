@@ -1,0 +1,83 @@
+/* test-util.c - UTF-8 rules, integer parsing and the string buffer (fcgi/util.c). */
+#include <string.h>
+
+#include "tests.h"
+#include "util.h"
+
+START_TEST(utf8_valid_accepts_well_formed)
+{
+	ck_assert(cb_utf8_valid("plain", 5));
+	ck_assert(cb_utf8_valid("caf\xc3\xa9", 5));
+	ck_assert(cb_utf8_valid("\xe2\x82\xac", 3));     /* € */
+	ck_assert(cb_utf8_valid("\xf0\x9f\x98\x80", 4)); /* 😀 */
+	ck_assert(cb_utf8_valid("", 0));
+}
+END_TEST
+
+START_TEST(utf8_valid_rejects_malformed)
+{
+	ck_assert(!cb_utf8_valid("\xff", 1));
+	ck_assert(!cb_utf8_valid("\xc3", 1));             /* truncated */
+	ck_assert(!cb_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+	ck_assert(!cb_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+	ck_assert(!cb_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	ck_assert(!cb_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
+	ck_assert(!cb_utf8_valid("ab\x80", 3));           /* stray continuation */
+}
+END_TEST
+
+START_TEST(utf8_length_counts_code_points)
+{
+	ck_assert_uint_eq(cb_utf8_length("abc", 3), 3);
+	ck_assert_uint_eq(cb_utf8_length("caf\xc3\xa9", 5), 4);
+	ck_assert_uint_eq(cb_utf8_length("\xf0\x9f\x98\x80\xe2\x82\xac", 7), 2);
+}
+END_TEST
+
+START_TEST(parse_int_whole_numbers_in_range)
+{
+	long long v = -1;
+
+	ck_assert_int_eq(cb_parse_int("42", 0, 100, &v), CB_OK);
+	ck_assert_int_eq(v, 42);
+	ck_assert_int_eq(cb_parse_int("-3", -5, 5, &v), CB_OK);
+	ck_assert_int_eq(v, -3);
+	ck_assert_int_eq(cb_parse_int("101", 0, 100, &v), CB_ERR);
+	ck_assert_int_eq(cb_parse_int("4x", 0, 100, &v), CB_ERR);
+	ck_assert_int_eq(cb_parse_int("", 0, 100, &v), CB_ERR);
+	ck_assert_int_eq(cb_parse_int(" 4", 0, 100, &v), CB_ERR);
+	ck_assert_int_eq(cb_parse_int("99999999999999999999", 0, 100, &v), CB_ERR);
+	ck_assert_int_eq(v, -3); /* untouched on failure */
+}
+END_TEST
+
+START_TEST(buf_grows_and_formats)
+{
+	struct cb_buf b = {0};
+
+	for (int i = 0; i < 1000; i++)
+		cb_buf_printf(&b, "%d,", i % 10);
+	ck_assert_uint_eq(b.len, 2000);
+	ck_assert(strncmp(b.data, "0,1,2,", 6) == 0);
+	cb_buf_append(&b, "x", 1);
+	ck_assert_int_eq(b.data[b.len - 1], 'x');
+	ck_assert_int_eq(b.data[b.len], '\0');
+	cb_buf_free(&b);
+	ck_assert_ptr_null(b.data);
+}
+END_TEST
+
+Suite *
+cb_suite_util(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, utf8_valid_accepts_well_formed);
+	tcase_add_test(tc, utf8_valid_rejects_malformed);
+	tcase_add_test(tc, utf8_length_counts_code_points);
+	tcase_add_test(tc, parse_int_whole_numbers_in_range);
+	tcase_add_test(tc, buf_grows_and_formats);
+	suite_add_tcase(s, tc);
+	return s;
+}

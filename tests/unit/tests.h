@@ -1,0 +1,12 @@
+/* tests.h - one Check suite per core file; test-main.c runs them all. */
+#ifndef CB_TESTS_H
+#define CB_TESTS_H
+
+#include <check.h>
+
+Suite *cb_suite_config(void);
+Suite *cb_suite_json(void);
+Suite *cb_suite_router(void);
+Suite *cb_suite_util(void);
+
+#endif
