@@ -28,7 +28,7 @@ struct cb_db {
 	MYSQL *conn;
 	int in_tx;
 	unsigned statements; /* statements run since cb_db_request_start */
-	long long insert_id, affected;
+	long long insert_id, affected; /* affected counts matched rows (CLIENT_FOUND_ROWS) */
 	struct cached_stmt cache[STMT_CACHE];
 };
 
@@ -94,7 +94,7 @@ cb_db_ensure(struct cb_db *db)
 	mysql_options(db->conn, MYSQL_INIT_COMMAND, init_sql);
 	if (mysql_real_connect(db->conn, use_socket ? "localhost" : cfg->db_host, cfg->db_user,
 		cfg->db_password, cfg->db_name, use_socket ? 0 : (unsigned)cfg->db_port,
-		use_socket ? cfg->db_socket : NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
+		use_socket ? cfg->db_socket : NULL, CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS) == NULL) {
 		cb_warn("database: cannot connect: %s", mysql_error(db->conn));
 		mysql_close(db->conn);
 		db->conn = NULL;

@@ -40,14 +40,20 @@ emit(struct cb_request *req, int status, const char *body)
 	}
 	req->replied = 1;
 	req->status = status;
-	FCGX_FPrintF(out, "Status: %d %s\r\nCache-Control: no-store\r\n", status, reason(status));
+	char status_line[96];
+	int n = snprintf(status_line, sizeof status_line, "Status: %d %s\r\nCache-Control: no-store\r\n",
+	    status, reason(status));
+	FCGX_PutStr(status_line, n, out);
 	if (req->headers.len > 0)
 		FCGX_PutStr(req->headers.data, (int)req->headers.len, out);
 	if (body != NULL) {
 		size_t len = strlen(body);
 		req->reply_body = xstrndup(body, len);
-		FCGX_FPrintF(out, "Content-Type: application/json; charset=utf-8\r\nContent-Length: %zu\r\n\r\n",
-		    len + 1);
+		char head[128];
+		/* FCGX_FPrintF knows no %zu; format the header here. */
+		int hn = snprintf(head, sizeof head,
+		    "Content-Type: application/json; charset=utf-8\r\nContent-Length: %zu\r\n\r\n", len + 1);
+		FCGX_PutStr(head, hn, out);
 		FCGX_PutStr(body, (int)len, out);
 		FCGX_PutChar('\n', out);
 	} else {

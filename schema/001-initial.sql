@@ -33,7 +33,7 @@ CREATE TABLE users (
   max_chats        INT NOT NULL DEFAULT 5,
   is_active        BOOLEAN NOT NULL DEFAULT TRUE,
   last_seen_at     DATETIME(3) NULL,
-  last_assigned_at DATETIME(3) NULL,              -- tie-break of rule 6.2.3
+  last_assigned_at DATETIME(6) NULL,              -- tie-break of rule 6.2.3 (µs: several assignments per ms)
   created_at       DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at       DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id),

@@ -6,6 +6,7 @@
 
 Suite *cb_suite_config(void);
 Suite *cb_suite_json(void);
+Suite *cb_suite_logic_assign(void);
 Suite *cb_suite_router(void);
 Suite *cb_suite_util(void);
 

@@ -1,0 +1,65 @@
+/*
+ * db-assign.h - the assignment engine (contract 6.2, 6.4): the one place that
+ * locks, picks (logic-assign.c), and moves chats between the queue and agents.
+ *
+ * Why one lock per department is enough (6.2.7). Every transaction that can
+ * change any input of a department's assignment - its waiting chats, its
+ * agents' membership, presence, is_active or max_chats, or a chat given to one
+ * of its agents - first takes SELECT ... FOR UPDATE on that department's row
+ * (cb_db_lock_departments), and ends with cb_db_assign_drain for it. So those
+ * transactions run one at a time per department, each sees the committed
+ * result of the one before (READ COMMITTED), and each leaves either no waiting
+ * chat or no eligible agent. An agent belongs to one department, so every
+ * chat ever given to an agent is given under that agent's department lock,
+ * with the count of its active chats read inside it: no agent can exceed
+ * max_chats, and a waiting chat is taken with "WHERE status = 'waiting'" under
+ * the same lock, so no chat goes to two agents. Closing a chat only lowers a
+ * load; it still takes the lock, so that the drain it ends with is not lost.
+ * Locks are always taken departments first (ascending id), then chat rows,
+ * and a deadlock anyway just reruns the transaction (cb_db_tx).
+ */
+#ifndef CB_DB_ASSIGN_H
+#define CB_DB_ASSIGN_H
+
+#include "db.h"
+#include "events.h"
+
+/* Locks the rows of departments a and b (0: none) in ascending id order. */
+int cb_db_lock_departments(struct cb_db *db, long long a, long long b);
+
+/*
+ * With dept locked: assigns its oldest waiting chats to eligible agents by
+ * rule 6.2.3 until no waiting chat or no eligible agent is left. *assigned
+ * (may be NULL) is increased by the number placed.
+ */
+int cb_db_assign_drain(struct cb_db *db, long long dept, struct cb_events *ev, int *assigned);
+
+/*
+ * With the chat's department locked and the chat waiting: gives it to
+ * agent_id, stamps the agent's last assignment, adds the "joined" system
+ * message and queues chat.assigned.
+ */
+int cb_db_assign_chat(struct cb_db *db, long long chat_id, long long agent_id, struct cb_events *ev);
+
+/*
+ * With the agent's department locked: puts each of the agent's active chats
+ * back at the front of its queue (old queued_at) with the "left" system
+ * message and chat.waiting (rule 6.4). Does not drain.
+ */
+int cb_db_assign_requeue_agent(struct cb_db *db, long long agent_id, struct cb_events *ev,
+    int *requeued);
+
+/*
+ * Sets an agent's presence ("available", "busy", "offline") with every effect
+ * of 5 and 6.4 in one go: lock, update, requeue when going offline, drain, and
+ * agent.status. With deactivate, the agent is also made inactive (DELETE of a
+ * user). Takes its own lock; call inside a transaction. CB_ERR_NOTFOUND if
+ * agent_id is not an agent.
+ */
+int cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *presence,
+    int deactivate, struct cb_events *ev, int *requeued, int *assigned);
+
+/* Queues agent.status (the user object) for the agent and their department. */
+int cb_db_agent_status_event(struct cb_db *db, long long agent_id, struct cb_events *ev);
+
+#endif

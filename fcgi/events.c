@@ -1,0 +1,81 @@
+/* events.c - the envelope and the after-commit publish of each event to all its channels at once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "events.h"
+#include "json.h"
+#include "publish.h"
+#include "util.h"
+
+static json_object *
+now_json(void)
+{
+	char stamp[40];
+	struct timeval tv;
+	struct tm tm;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
+	return json_object_new_string(stamp);
+}
+
+void
+cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_object *data,
+    const char *const *kinds, const long long *ids, size_t nchannels)
+{
+	struct cb_buf channels = {0};
+	json_object *env = json_object_new_object();
+
+	for (size_t i = 0; i < nchannels; i++) {
+		char one[64];
+
+		if (ids[i] <= 0)
+			continue;
+		snprintf(one, sizeof one, "%s/%lld", kinds[i], ids[i]);
+		int dup = 0;
+		for (size_t j = 0; j < i; j++)
+			dup |= ids[j] == ids[i] && strcmp(kinds[j], kinds[i]) == 0;
+		if (!dup)
+			cb_buf_printf(&channels, "%s%s", channels.len ? "," : "", one);
+	}
+	json_object_object_add(env, "type", json_object_new_string(type));
+	json_object_object_add(env, "chat_id", chat_id > 0 ? json_object_new_int64(chat_id) : NULL);
+	json_object_object_add(env, "at", now_json());
+	json_object_object_add(env, "data", data);
+	if (channels.len > 0) {
+		if (ev->n == ev->cap) {
+			ev->cap = ev->cap ? ev->cap * 2 : 8;
+			ev->items = xrealloc(ev->items, ev->cap * sizeof *ev->items);
+		}
+		ev->items[ev->n].channels = channels.data;
+		ev->items[ev->n].json = xstrdup(cb_json_text(env));
+		ev->n++;
+	} else {
+		cb_buf_free(&channels);
+	}
+	json_object_put(env);
+}
+
+void
+cb_events_publish(struct cb_events *ev)
+{
+	for (size_t i = 0; i < ev->n; i++)
+		cb_publish(ev->items[i].channels, ev->items[i].json);
+	cb_events_clear(ev);
+}
+
+void
+cb_events_clear(struct cb_events *ev)
+{
+	for (size_t i = 0; i < ev->n; i++) {
+		free(ev->items[i].channels);
+		free(ev->items[i].json);
+	}
+	free(ev->items);
+	memset(ev, 0, sizeof *ev);
+}

@@ -1,0 +1,33 @@
+/*
+ * events.h - real-time events gathered while a transaction runs and
+ * published only after it commits (contract section 7). A transaction that
+ * rolls back or is retried clears its list, so nothing uncommitted is sent.
+ */
+#ifndef CB_EVENTS_H
+#define CB_EVENTS_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+struct cb_event {
+	char *channels; /* comma-separated Nchan ids: "chat/7,agent/3,department/1" */
+	char *json;     /* {"type","chat_id","at","data"} */
+};
+
+struct cb_events {
+	struct cb_event *items;
+	size_t n, cap;
+};
+
+/*
+ * Appends an event; takes data. chat_id 0 is sent as null. Each of the
+ * channel ids after the format is "<kind>/<id>"; ids <= 0 are skipped and
+ * duplicates dropped, so callers can pass "the previous agent" blindly.
+ */
+void cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_object *data,
+    const char *const *kinds, const long long *ids, size_t nchannels);
+/* Publishes every event in order, then empties the list. */
+void cb_events_publish(struct cb_events *ev);
+void cb_events_clear(struct cb_events *ev);
+
+#endif
