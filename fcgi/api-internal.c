@@ -1,6 +1,150 @@
-/* api-internal.c - placeholder route table; the endpoints land with their issue. */
+/*
+ * api-internal.c - GET /_auth: Nchan's nchan_authorize_request asks here
+ * before it accepts a subscription (contract section 7). nginx reaches it
+ * only through an `internal` location, passing the subscriber's original
+ * URI in CAREBOT_ORIGINAL_URI; no public path maps to it.
+ *
+ * Answers 204 (allowed), 401 (no or bad token) or 403 (not allowed).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db-sessions.h"
 #include "router.h"
+#include "util.h"
+
+enum channel { CH_CHAT, CH_AGENT, CH_DEPARTMENT };
+
+/* "/ws/chat/7?token=..." → kind and id; CB_ERR when it is no channel path. */
+static int
+parse_channel(const char *uri, enum channel *kind, long long *id)
+{
+	static const struct {
+		const char *pattern;
+		enum channel kind;
+	} kinds[] = {
+		{"/ws/chat/{id}", CH_CHAT},
+		{"/ws/agent/{id}", CH_AGENT},
+		{"/ws/department/{id}", CH_DEPARTMENT},
+	};
+	int rc = CB_ERR;
+
+	if (uri == NULL)
+		return CB_ERR;
+	char *path = xstrndup(uri, strcspn(uri, "?"));
+	for (size_t i = 0; rc != CB_OK && i < CB_ARRAY_LEN(kinds); i++) {
+		unsigned n;
+		if (cb_router_match(kinds[i].pattern, path, id, &n)) {
+			*kind = kinds[i].kind;
+			rc = CB_OK;
+		}
+	}
+	free(path);
+	return rc;
+}
+
+/* The value of cookie name in a Cookie header, copied into out; NULL if absent. */
+static const char *
+cookie(const char *header, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+
+	while (header != NULL && *header != '\0') {
+		header += strspn(header, " ;");
+		size_t len = strcspn(header, ";");
+		if (len > nlen && strncmp(header, name, nlen) == 0 && header[nlen] == '=') {
+			snprintf(out, outlen, "%.*s", (int)(len - nlen - 1), header + nlen + 1);
+			return out;
+		}
+		header += len;
+	}
+	return NULL;
+}
+
+/* The subscriber's token: ?token=, then the carebot_token cookie, then the bearer header. */
+static const char *
+subscriber_token(struct cb_request *req, const char *uri, char *buf, size_t buflen)
+{
+	const char *qs = strchr(uri, '?');
+	struct cb_request original = {0};
+	const char *token = NULL;
+
+	if (qs != NULL && cb_request_parse_query(&original, qs + 1) == CB_OK) {
+		const char *t = cb_query_get(&original, "token");
+		if (t != NULL)
+			token = snprintf(buf, buflen, "%s", t) < (int)buflen ? buf : NULL;
+	}
+	for (unsigned i = 0; i < original.nquery; i++) {
+		free(original.query[i].name);
+		free(original.query[i].value);
+	}
+	if (token == NULL)
+		token = cookie(FCGX_GetParam("HTTP_COOKIE", req->fcgx->envp), "carebot_token", buf, buflen);
+	if (token == NULL)
+		token = cb_auth_bearer(req->authorization);
+	return token;
+}
+
+/* May user see this chat? admins all; customers their own; agents their department's or their own. */
+static int
+chat_allowed(struct cb_request *req, long long chat_id, int *allowed)
+{
+	struct cb_res *res;
+	const struct cb_user *u = &req->user;
+	int rc = cb_db_query(req->db, &res,
+	    "SELECT customer_id, department_id, agent_id FROM chats WHERE id = ?", "i", chat_id);
+
+	if (rc != CB_OK)
+		return rc;
+	*allowed = res->nrows == 1 &&
+	    (u->role == CB_ROLE_ADMIN ||
+		(u->role == CB_ROLE_CUSTOMER && cb_res_int(res, 0, "customer_id") == u->id) ||
+		(u->role == CB_ROLE_AGENT && (cb_res_int(res, 0, "agent_id") == u->id ||
+		    cb_res_int(res, 0, "department_id") == u->department_id)));
+	cb_res_free(res);
+	return CB_OK;
+}
+
+static int
+authorize(struct cb_request *req)
+{
+	const char *uri = FCGX_GetParam("CAREBOT_ORIGINAL_URI", req->fcgx->envp);
+	char buf[256];
+	enum channel kind;
+	long long id;
+	int allowed = 0, rc;
+
+	if (parse_channel(uri, &kind, &id) != CB_OK)
+		return cb_fail(req, 403, "forbidden", NULL, "no such channel");
+	const char *token = subscriber_token(req, uri, buf, sizeof buf);
+	if (token == NULL)
+		return cb_fail(req, 401, "unauthorized", NULL, "a token is required");
+	rc = cb_db_session_lookup(req->db, token, &req->user);
+	if (rc == CB_ERR_NOTFOUND)
+		return cb_fail(req, 401, "unauthorized", NULL, "the token is unknown, expired or revoked");
+	if (rc != CB_OK)
+		return rc;
+	switch (kind) {
+	case CH_CHAT:
+		if ((rc = chat_allowed(req, id, &allowed)) != CB_OK)
+			return rc;
+		break;
+	case CH_AGENT:
+		allowed = req->user.role == CB_ROLE_ADMIN || (req->user.role == CB_ROLE_AGENT && req->user.id == id);
+		break;
+	case CH_DEPARTMENT:
+		allowed = req->user.role == CB_ROLE_ADMIN ||
+		    (req->user.role == CB_ROLE_AGENT && req->user.department_id == id);
+		break;
+	}
+	if (!allowed)
+		return cb_forbidden(req);
+	cb_reply_empty(req, 204);
+	return CB_OK;
+}
 
 const struct cb_route cb_api_internal_routes[] = {
+	{"GET", "/_auth", CB_ROLE_ANON, 0, authorize},
 	{NULL, NULL, 0, 0, NULL},
 };

@@ -1,0 +1,173 @@
+"""Contract section 2: conventions and every row of the error table.
+
+Each case sends the bad input, checks status, error code (and field), and
+that nothing changed. 503 lives in test_ops.py (it stops MariaDB); 429 in
+test_zz_ratelimit.py. The last test throws malformed input of every kind at
+the workers and checks that none of them died.
+"""
+
+import json
+import socket
+import urllib.parse
+import uuid
+
+import pytest
+
+from test_auth import assert_error
+
+
+def departments(api, token):
+    r = api.get("/api/departments/", token=token)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture
+def customer_token(api):
+    return api.post("/api/auth/guest", json={"full_name": "Error Tester"}).json()["token"]
+
+
+def test_400_bad_json_changes_nothing(api, admin_token):
+    before = departments(api, admin_token)
+    cases = [b"{", b'{"name": "x",}', b"[1, 2]", b'"name"', b"{'name': 'x'}",
+             b'{"name": NaN}', b'{"name": "a"} trailing', b'{"name": "caf\xe9"}']
+    for body in cases:
+        r = api.post("/api/departments/", token=admin_token, data=body,
+                     headers={"Content-Type": "application/json"})
+        assert_error(r, 400, "bad_json")
+    assert departments(api, admin_token) == before
+
+
+def test_400_bad_request_for_malformed_queries(api, admin_token):
+    for query in ["?limit=abc", "?limit=-1", "?offset=x", "?limit=%zz", "?limit=1%"]:
+        r = api.get("/api/users/" + query, token=admin_token)
+        assert r.status_code == 400, (query, r.text)
+        assert r.json()["error"]["code"] == "bad_request"
+
+
+def test_401_without_or_with_a_bad_token(api):
+    for path in ["/api/departments/", "/api/users/", "/api/chats/", "/api/auth/me"]:
+        assert_error(api.get(path), 401, "unauthorized")
+        assert_error(api.get(path, token="f" * 64), 401, "unauthorized")
+
+
+def test_403_role_does_not_allow_and_nothing_changes(api, admin_token, customer_token):
+    before = departments(api, admin_token)
+    r = api.post("/api/departments/", token=customer_token, json={"name": "Nope " + uuid.uuid4().hex[:6]})
+    assert_error(r, 403, "forbidden")
+    assert departments(api, admin_token) == before
+
+
+def test_404_unknown_paths_and_objects(api, admin_token):
+    for path in ["/api/nope", "/api/departments/999999999", "/api/departments/0",
+                 "/api/departments/abc", "/api/departments/1/nope", "/nope", "/api"]:
+        r = api.get(path, token=admin_token)
+        assert r.status_code == 404, (path, r.status_code, r.text)
+        assert r.json()["error"]["code"] == "not_found"
+
+
+def test_405_names_the_allowed_methods(api, admin_token):
+    r = api.delete("/api/health")
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["Allow"] == "GET"
+    r = api.request("PATCH", "/api/departments/", token=admin_token, json={})
+    assert_error(r, 405, "method_not_allowed")
+    assert "POST" in r.headers["Allow"] and "GET" in r.headers["Allow"]
+
+
+def test_409_duplicate_name_ignoring_case(api, admin_token):
+    name = "Dup " + uuid.uuid4().hex[:8]
+    assert api.post("/api/departments/", token=admin_token, json={"name": name}).status_code == 201
+    before = departments(api, admin_token)
+    assert_error(api.post("/api/departments/", token=admin_token, json={"name": name.upper()}), 409, "duplicate")
+    assert departments(api, admin_token) == before
+
+
+def test_413_body_over_64_kib(api, admin_token):
+    before = departments(api, admin_token)
+    big = json.dumps({"name": "x", "description": "y" * (70 * 1024)})
+    r = api.post("/api/departments/", token=admin_token, data=big, headers={"Content-Type": "application/json"})
+    assert_error(r, 413, "too_large")
+    # Just under the limit is read and validated (422), not refused.
+    near = json.dumps({"name": "x", "description": "y" * (63 * 1024)})
+    r = api.post("/api/departments/", token=admin_token, data=near, headers={"Content-Type": "application/json"})
+    assert_error(r, 422, "validation_error", "description")
+    assert departments(api, admin_token) == before
+
+
+def test_415_body_must_be_json(api, admin_token):
+    before = departments(api, admin_token)
+    for ctype in ["text/plain", "application/x-www-form-urlencoded", None]:
+        headers = {"Content-Type": ctype} if ctype else {}
+        r = api.post("/api/departments/", token=admin_token, data=b'{"name": "Form"}', headers=headers)
+        assert_error(r, 415, "unsupported_media_type")
+    r = api.post("/api/departments/", token=admin_token, data=b'{"name": "Charset ' + uuid.uuid4().hex[:6].encode() + b'"}',
+                 headers={"Content-Type": "application/json; charset=utf-8"})
+    assert r.status_code == 201, r.text
+    assert len(departments(api, admin_token)) == len(before) + 1
+
+
+def test_422_names_the_field_and_changes_nothing(api, admin_token):
+    before = departments(api, admin_token)
+    for body, field in [({}, "name"), ({"name": ""}, "name"), ({"name": 5}, "name"),
+                        ({"name": "x" * 101}, "name"), ({"name": "ok", "is_active": "yes"}, "is_active"),
+                        ({"name": "ok", "is_default": 1}, "is_default")]:
+        assert_error(api.post("/api/departments/", token=admin_token, json=body), 422, "validation_error", field)
+    assert departments(api, admin_token) == before
+
+
+def test_trailing_slash_is_optional(api, admin_token):
+    a = api.get("/api/departments", token=admin_token)
+    b = api.get("/api/departments/", token=admin_token)
+    assert a.status_code == b.status_code == 200
+    assert a.json() == b.json()
+    assert api.get("/api/health/").status_code == 200
+
+
+def test_unknown_fields_are_ignored(api, admin_token):
+    name = "Extra " + uuid.uuid4().hex[:8]
+    r = api.post("/api/departments/", token=admin_token, json={"name": name, "colour": "teal", "id": 5})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == name and "colour" not in r.json() and r.json()["id"] != 5
+
+
+def raw_http(base_url, payload):
+    """Sends raw bytes to nginx and returns the status line (or b'' if it hung up)."""
+    host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(payload)
+        data = b""
+        try:
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+    return data.split(b"\r\n", 1)[0]
+
+
+def test_no_input_crashes_a_worker(api, base_url, admin_token, pool_pids):
+    workers = pool_pids()
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    bodies = [b"\x00" * 100, b"\xff\xfe" * 500, b"{" * 5000, b"[" * 5000 + b"]" * 5000,
+              b'{"name": "' + b"\\u0000" * 10 + b'"}', b'{"name": "\\ud800"}',
+              b'{"name": ' + b"9" * 5000 + b"}", b'{"a":' * 2000 + b"1" + b"}" * 2000,
+              json.dumps({"name": {"nested": [1, 2, {"x": None}]}}).encode()]
+    for body in bodies:
+        for path in ["/api/departments/", "/api/auth/login", "/api/auth/guest", "/api/chats/"]:
+            r = api.post(path, data=body, headers={**auth, "Content-Type": "application/json"})
+            assert r.status_code < 500, (path, body[:40], r.status_code, r.text)
+    for path in ["/api/departments/" + "9" * 40, "/api/%00", "/api/departments/..%2f..%2fetc",
+                 "/api/users/?role=" + "a" * 5000, "/api/chats/?" + "&".join(["x=1"] * 100),
+                 "/api/departments/1?x=%ff%fe"]:
+        r = api.get(path, headers=auth)
+        assert r.status_code < 500, (path, r.status_code, r.text)
+    for raw in [b"GARBAGE\r\n\r\n", b"GET /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Content-Type: application/json\r\n\r\nzz\r\n\r\n"]:
+        status = raw_http(base_url, raw)
+        assert not status.startswith(b"HTTP/1.1 5") or status.startswith(b"HTTP/1.1 503"), status
+    assert api.get("/api/health").json()["status"] == "ok"
+    assert pool_pids() == workers
