@@ -2,7 +2,7 @@
  * api-internal.c - GET /_auth: Nchan's nchan_authorize_request asks here
  * before it accepts a subscription (contract section 7). nginx reaches it
  * only through an `internal` location, passing the subscriber's original
- * URI in CAREBOT_ORIGINAL_URI; no public path maps to it.
+ * URI in CAREBOT_AUTH_URI; no public path maps to it.
  *
  * Answers 204 (allowed), 401 (no or bad token) or 403 (not allowed).
  */
@@ -109,7 +109,7 @@ chat_allowed(struct cb_request *req, long long chat_id, int *allowed)
 static int
 authorize(struct cb_request *req)
 {
-	const char *uri = FCGX_GetParam("CAREBOT_ORIGINAL_URI", req->fcgx->envp);
+	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", req->fcgx->envp);
 	char buf[256];
 	enum channel kind;
 	long long id;

@@ -78,13 +78,11 @@ request(const char *method, const char *path, const char *body, long *status)
 int
 cb_publish(const char *channels, const char *json)
 {
-	char *path = NULL;
 	long status;
-	char *escaped = curl_easy_escape(curl, channels, 0);
 	int rc;
 
-	path = xasprintf("/pub?id=%s", escaped ? escaped : "");
-	curl_free(escaped);
+	/* Raw, not escaped: nginx hands $arg_id to Nchan undecoded, and '/' and ',' are legal here. */
+	char *path = xasprintf("/pub?id=%s", channels);
 	rc = request("POST", path, json, &status);
 	/* Nchan answers 201 for a new message on a subscribed channel, 202 when nobody listens. */
 	if (rc == CB_OK && (status < 200 || status > 299))

@@ -1,0 +1,213 @@
+"""Operations: health, the worker pool, the database going away, the private
+publisher, nginx's own error bodies and `tools/carebot down` (contract
+sections 1, 2, 7 and 8)."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import requests
+
+HEALTHY = {"status": "ok", "database": "ok", "realtime": "ok"}
+
+
+def wait_for(predicate, timeout, interval=0.1):
+    """Polls predicate until it returns a true value or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["error"]["code"] == code
+
+
+def health_ok(api):
+    try:
+        r = api.get("/api/health")
+    except requests.RequestException:
+        return False
+    return r.status_code == 200 and r.json() == HEALTHY
+
+
+def test_health_reports_every_part_ok(api):
+    r = api.get("/api/health")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.json() == HEALTHY
+
+
+def test_killed_worker_is_replaced_and_costs_at_most_one_request(api, pool_pids):
+    before = pool_pids()
+    assert len(before) >= 2, f"expected a pool of workers, found {before}"
+    failures, done = [], threading.Event()
+
+    def stream():
+        for _ in range(200):
+            try:
+                r = api.get("/api/health")
+                if r.status_code != 200:
+                    failures.append(r.status_code)
+            except requests.RequestException as e:
+                failures.append(repr(e))
+        done.set()
+
+    streamer = threading.Thread(target=stream)
+    streamer.start()
+    time.sleep(0.2)
+    victim = before[0]
+    os.kill(victim, signal.SIGKILL)
+    streamer.join(60)
+    assert done.is_set(), "the request stream did not finish"
+    assert len(failures) <= 1, failures
+
+    def replaced():
+        now = pool_pids()
+        return len(now) == len(before) and victim not in now and set(now) - set(before)
+    assert wait_for(replaced, 2), f"pool before {before}, now {pool_pids()}"
+    assert health_ok(api)
+
+
+def test_database_outage_is_503_and_recovers_without_restart(api, pool_pids, db_stop, db_start,
+                                                             admin_token):
+    calls = [("/api/departments/active", None), ("/api/auth/me", admin_token)]
+    assert health_ok(api)
+    workers = pool_pids()
+    db_stop()
+    try:
+        r = api.get("/api/health")
+        assert_error(r, 503, "unavailable")
+        body = r.json()
+        assert body["database"] == "down" and body["status"] == "degraded", body
+        for path, token in calls:
+            assert_error(api.get(path, token=token), 503, "unavailable")
+        assert pool_pids() == workers, "a worker died or restarted while the database was down"
+    finally:
+        db_start()
+    assert wait_for(lambda: health_ok(api), 15, 0.5), api.get("/api/health").text
+    for path, token in calls:
+        r = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(
+            api.get(path, token=token)), 15, 0.5)
+        assert r is not None, f"{path} did not come back: {api.get(path, token=token).text}"
+    assert pool_pids() == workers, "recovery must not need a restart"
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over the publisher's unix socket (the way the workers reach it)."""
+
+    def __init__(self, path):
+        super().__init__("localhost", timeout=5)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.path)
+
+
+def publisher(state_dir, method, target, body=None):
+    conn = UnixHTTPConnection(str(state_dir / "run" / "nchan-pub.sock"))
+    try:
+        conn.request(method, target, body=body, headers={"Accept": "application/json"})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def raw_status(base_url, method, target, body=b""):
+    """One request with the target sent verbatim (no client-side ../ folding)."""
+    host, port = base_url.split("//", 1)[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(method, target, body=body, headers={"Content-Type": "application/json"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_publisher_is_not_reachable_from_outside(base_url, state_dir):
+    channel = "chat/987654"
+    assert publisher(state_dir, "GET", f"/pub?id={channel}")[0] == 404, "the channel must not exist yet"
+    attempts = [
+        ("POST", f"/pub?id={channel}"),
+        ("POST", "/pub/chat%2F987654"),
+        ("POST", f"/ws/../pub?id={channel}"),
+        ("POST", f"/ws/chat/../../pub?id={channel}"),
+        ("POST", "/ws/chat/987654"),
+        ("PUT", "/ws/chat/987654"),
+        ("GET", f"/_auth?id={channel}"),
+        ("GET", "/ping"),
+        ("POST", f"/api/../pub?id={channel}"),
+    ]
+    for method, target in attempts:
+        status = raw_status(base_url, method, target, b'{"type":"forged"}')
+        assert not 200 <= status < 300, f"{method} {target} answered {status}"
+    status, body = publisher(state_dir, "GET", f"/pub?id={channel}")
+    assert status == 404, f"something was published to {channel}: {body!r}"
+    # The check above can see a publication: the workers' way in works.
+    assert publisher(state_dir, "POST", "/pub?id=chat/987655", b"{}")[0] in (201, 202)
+    status, body = publisher(state_dir, "GET", "/pub?id=chat/987655")
+    assert status == 200 and json.loads(body)["messages"] == 1
+
+
+def test_nginx_errors_are_json(api):
+    r = api.post("/api/auth/login", data=b"x" * (70 * 1024),
+                 headers={"Content-Type": "application/json"})
+    assert_error(r, 413, "too_large")
+    assert_error(api.get("/nope"), 404, "not_found")
+    assert_error(api.get("/ws/nope/1"), 404, "not_found")
+    assert_error(api.post("/ws/chat/1"), 405, "method_not_allowed")
+    assert_error(api.get("/" + "a" * 9000), 400, "bad_request")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def processes_mentioning(text):
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry}: {cmdline}")
+    return found
+
+
+def test_down_leaves_nothing_running(repo_root):
+    state = tempfile.mkdtemp(prefix="carebot-down-")
+    carebot = str(repo_root / "tools" / "carebot")
+    try:
+        up = subprocess.run([carebot, "up", "--state", state, "--port", str(free_port()),
+                             "--workers", "2"],
+                            capture_output=True, text=True, timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert processes_mentioning(state), "up started nothing that names its state dir"
+    finally:
+        down = subprocess.run([carebot, "down", "--state", state],
+                              capture_output=True, text=True, timeout=120)
+        left = processes_mentioning(state)
+        if not left:
+            shutil.rmtree(state, ignore_errors=True)
+    assert down.returncode == 0, down.stderr
+    assert left == [], left
