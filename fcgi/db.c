@@ -29,6 +29,8 @@ struct cb_db {
 	int in_tx;
 	unsigned statements; /* statements run since cb_db_request_start */
 	long long insert_id, affected; /* affected counts matched rows (CLIENT_FOUND_ROWS) */
+	long long *mutexes; /* chat mutexes held (cb_db_chat_mutex) */
+	size_t nmutexes, capmutexes;
 	struct cached_stmt cache[STMT_CACHE];
 };
 
@@ -64,6 +66,7 @@ disconnect(struct cb_db *db)
 		mysql_close(db->conn);
 	db->conn = NULL;
 	db->in_tx = 0;
+	db->nmutexes = 0; /* named locks die with the connection */
 }
 
 void
@@ -72,6 +75,7 @@ cb_db_free(struct cb_db *db)
 	if (db == NULL)
 		return;
 	disconnect(db);
+	free(db->mutexes);
 	free(db);
 }
 
@@ -504,13 +508,54 @@ cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
 		rc = fn(db, arg);
 		if (rc == CB_OK)
 			rc = simple(db, "COMMIT");
-		if (db->conn != NULL && rc != CB_OK)
+		if (db->conn != NULL && rc != CB_OK) {
 			simple(db, "ROLLBACK");
+			/* Nothing of a rolled-back attempt is published: let others go first. */
+			cb_db_chat_mutex_release(db);
+		}
 		db->in_tx = 0;
 		if (rc == CB_ERR_RETRY)
 			cb_info("database: transaction retried after a deadlock (attempt %d)", attempt + 1);
 	}
 	return rc;
+}
+
+int
+cb_db_chat_mutex(struct cb_db *db, long long chat_id)
+{
+	struct cb_res *res;
+
+	for (size_t i = 0; i < db->nmutexes; i++)
+		if (db->mutexes[i] == chat_id)
+			return CB_OK;
+	int rc = cb_db_query(db, &res, "SELECT GET_LOCK(CONCAT('carebot.chat.', ?), 10) AS got", "i", chat_id);
+	if (rc != CB_OK)
+		return rc;
+	int got = res->nrows == 1 && cb_res_int(res, 0, "got") == 1;
+	cb_res_free(res);
+	if (!got) {
+		cb_warn("chat %lld: mutex not granted within 10 s; retrying the transaction", chat_id);
+		return CB_ERR_RETRY;
+	}
+	if (db->nmutexes == db->capmutexes) {
+		db->capmutexes = db->capmutexes ? db->capmutexes * 2 : 8;
+		db->mutexes = xrealloc(db->mutexes, db->capmutexes * sizeof *db->mutexes);
+	}
+	db->mutexes[db->nmutexes++] = chat_id;
+	return CB_OK;
+}
+
+void
+cb_db_chat_mutex_release(struct cb_db *db)
+{
+	struct cb_res *res = NULL;
+
+	if (db->nmutexes == 0 || db->conn == NULL)
+		return;
+	db->nmutexes = 0;
+	if (cb_db_query(db, &res, "SELECT RELEASE_ALL_LOCKS() AS released", "") != CB_OK)
+		cb_warn("could not release the chat mutexes (see the database error above)");
+	cb_res_free(res);
 }
 
 void

@@ -57,6 +57,21 @@ typedef int (*cb_db_tx_cb)(struct cb_db *db, void *arg);
  */
 int cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg);
 
+/*
+ * The per-chat mutex that orders real-time events (contract section 7).
+ * A MariaDB named lock "carebot.chat.<id>", taken before anything in the
+ * transaction touches the chat (before its row locks and before a message id
+ * is allocated) and held past COMMIT until the request has published its
+ * events. So the changes of one chat, their message ids and their publishes
+ * all happen in the same order, across every worker and carebot-admin.
+ * Lock order: department rows, then chat mutexes, then chat rows; a holder
+ * past COMMIT does no locking work, so it never waits on a waiter.
+ * Re-taking a held mutex is a no-op. CB_ERR_RETRY if it cannot be had in 10 s.
+ */
+int cb_db_chat_mutex(struct cb_db *db, long long chat_id);
+/* Releases every chat mutex of this connection (after publishing, or on rollback). */
+void cb_db_chat_mutex_release(struct cb_db *db);
+
 void cb_res_free(struct cb_res *res);
 int cb_res_col(const struct cb_res *res, const char *name);
 const struct cb_val *cb_res_val(const struct cb_res *res, unsigned row, const char *name);

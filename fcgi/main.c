@@ -49,6 +49,8 @@ serve(FCGX_Request *fcgx, const struct cb_config *cfg, struct cb_db *db)
 		cb_reply_failure(&req, CB_ERR_REPLY);
 	else
 		cb_router_dispatch(&req);
+	/* Handlers publish before replying; the chat mutexes end with the request. */
+	cb_db_chat_mutex_release(db);
 	cb_debug("%s %s -> %d", req.method, req.path, req.status);
 	cb_request_free(&req);
 }
