@@ -63,11 +63,13 @@ int
 cb_db_assign_chat(struct cb_db *db, long long chat_id, long long agent_id, struct cb_events *ev)
 {
 	struct cb_res *res;
-	int rc = cb_db_exec(db,
-	    "UPDATE chats SET status = 'active', agent_id = ?, assigned_at = NOW(3) "
-	    "WHERE id = ? AND status = 'waiting'",
-	    "ii", agent_id, chat_id);
+	int rc = cb_db_chat_mutex(db, chat_id);
 
+	if (rc == CB_OK)
+		rc = cb_db_exec(db,
+		    "UPDATE chats SET status = 'active', agent_id = ?, assigned_at = NOW(3) "
+		    "WHERE id = ? AND status = 'waiting'",
+		    "ii", agent_id, chat_id);
 	if (rc != CB_OK)
 		return rc;
 	if (cb_db_affected(db) != 1)
@@ -160,9 +162,14 @@ cb_db_assign_requeue_agent(struct cb_db *db, long long agent_id, struct cb_event
     int *requeued)
 {
 	struct cb_res *chats = NULL, *who = NULL;
+	int moved = 0;
+	/*
+	 * No row lock here: each chat's mutex comes first (the lock order), and
+	 * the UPDATE below re-checks that the chat is still this agent's.
+	 */
 	int rc = cb_db_query(db, &chats,
-	    "SELECT id FROM chats WHERE agent_id = ? AND status = 'active' ORDER BY queued_at, id FOR UPDATE",
-	    "i", agent_id);
+	    "SELECT id FROM chats WHERE agent_id = ? AND status = 'active' ORDER BY queued_at, id", "i",
+	    agent_id);
 
 	if (rc == CB_OK)
 		rc = cb_db_query(db, &who, "SELECT full_name FROM users WHERE id = ?", "i", agent_id);
@@ -174,17 +181,23 @@ cb_db_assign_requeue_agent(struct cb_db *db, long long agent_id, struct cb_event
 		long long chat_id = cb_res_int(chats, r, "id");
 
 		/* queued_at stays: the chat goes back to the front of the queue. */
-		rc = cb_db_exec(db,
-		    "UPDATE chats SET status = 'waiting', agent_id = NULL, assigned_at = NULL WHERE id = ?", "i",
-		    chat_id);
+		rc = cb_db_chat_mutex(db, chat_id);
 		if (rc == CB_OK)
-			rc = cb_db_message_insert(db, chat_id, 0, "system", text, 0, ev, NULL);
+			rc = cb_db_exec(db,
+			    "UPDATE chats SET status = 'waiting', agent_id = NULL, assigned_at = NULL "
+			    "WHERE id = ? AND agent_id = ? AND status = 'active'",
+			    "ii", chat_id, agent_id);
+		/* An error ends the loop; no row: closed or moved meanwhile, not ours any more. */
+		if (rc != CB_OK || cb_db_affected(db) == 0)
+			continue;
+		moved++;
+		rc = cb_db_message_insert(db, chat_id, 0, "system", text, 0, ev, NULL);
 		if (rc == CB_OK)
 			rc = chat_event(db, "chat.waiting", chat_id, ev);
 	}
 	free(text);
 	if (rc == CB_OK && requeued != NULL)
-		*requeued += (int)chats->nrows;
+		*requeued += moved;
 out:
 	cb_res_free(chats);
 	cb_res_free(who);

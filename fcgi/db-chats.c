@@ -60,7 +60,7 @@ cb_db_chat_lock(struct cb_db *db, long long id, struct cb_chat_state *out)
 	cb_res_free(res);
 	if (dept == 0)
 		return CB_ERR_NOTFOUND;
-	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK)
+	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK || (rc = cb_db_chat_mutex(db, id)) != CB_OK)
 		return rc;
 	rc = cb_db_query(db, &res,
 	    "SELECT id, customer_id, department_id, agent_id, status FROM chats WHERE id = ? FOR UPDATE",
@@ -85,10 +85,13 @@ cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
 {
 	static const char *const kinds[] = {"chat", "agent"};
 	struct cb_res *res;
-	int rc = cb_db_exec(db,
-	    "INSERT INTO messages (chat_id, sender_id, sender_role, content) VALUES (?, ?, ?, ?)", "iIss",
-	    chat_id, sender_id, sender_role, content);
+	/* The id is allocated under the chat's mutex, so ids rise in publish order. */
+	int rc = cb_db_chat_mutex(db, chat_id);
 
+	if (rc == CB_OK)
+		rc = cb_db_exec(db,
+		    "INSERT INTO messages (chat_id, sender_id, sender_role, content) VALUES (?, ?, ?, ?)",
+		    "iIss", chat_id, sender_id, sender_role, content);
 	if (rc != CB_OK)
 		return rc;
 	rc = cb_db_query(db, &res, "SELECT " CB_MESSAGE_COLUMNS "FROM messages m WHERE m.id = ?", "i",

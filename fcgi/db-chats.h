@@ -38,13 +38,14 @@ struct cb_chat_state {
 
 /*
  * Locks chat id for the rest of the transaction, after its department (the
- * lock order everywhere: departments by id, then chats). CB_ERR_NOTFOUND if
- * there is no such chat; CB_ERR_RETRY if it moved while we waited.
+ * lock order everywhere: departments by id, then the chat's mutex, then chat
+ * rows). CB_ERR_NOTFOUND if there is no such chat; CB_ERR_RETRY if it moved
+ * while we waited.
  */
 int cb_db_chat_lock(struct cb_db *db, long long id, struct cb_chat_state *out);
 
 /*
- * Inserts a message; sender_id 0 means a system message. Queues
+ * Inserts a message under the chat's mutex (db.h); sender_id 0 means a system message. Queues
  * message.created for the chat and agent_id (0: none). *out, if not NULL,
  * receives the message object.
  */
