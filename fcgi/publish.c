@@ -8,9 +8,13 @@
 #include "publish.h"
 #include "util.h"
 
+/* After a failed publish, publishing pauses this long (a dead Nchan must not slow every request). */
+#define BACKOFF_MS 2000
+
 static CURL *curl;
 static const struct cb_config *config;
 static unsigned long failures;
+static long long paused_until_ms;
 
 static size_t
 discard(char *ptr, size_t size, size_t n, void *arg)
@@ -81,6 +85,10 @@ cb_publish(const char *channels, const char *json)
 	long status;
 	int rc;
 
+	if (cb_now_ms() < paused_until_ms) {
+		failures++;
+		return CB_ERR;
+	}
 	/* Raw, not escaped: nginx hands $arg_id to Nchan undecoded, and '/' and ',' are legal here. */
 	char *path = xasprintf("/pub?id=%s", channels);
 	rc = request("POST", path, json, &status);
@@ -89,7 +97,9 @@ cb_publish(const char *channels, const char *json)
 		rc = CB_ERR;
 	if (rc != CB_OK) {
 		failures++;
-		cb_warn("publish to %s failed (status %ld); %lu failures so far", channels, status, failures);
+		paused_until_ms = cb_now_ms() + BACKOFF_MS;
+		cb_warn("publish to %s failed (status %ld); %lu failures so far; pausing %d ms", channels,
+		    status, failures, BACKOFF_MS);
 	}
 	free(path);
 	return rc;

@@ -2,7 +2,9 @@
  * publish.h - events to Nchan. The workers publish over one kept-alive
  * libcurl connection to nginx's private publisher server (a unix socket no
  * public listener reaches). A failed publish never fails the API request:
- * it is logged and counted, and the history endpoint stays the truth.
+ * it is logged and counted, and the history endpoint stays the truth. After
+ * a failure, publishing pauses for two seconds, so a publisher that hangs
+ * costs one request a timeout, not every request.
  */
 #ifndef CB_PUBLISH_H
 #define CB_PUBLISH_H

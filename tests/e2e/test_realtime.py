@@ -1,0 +1,304 @@
+"""Contract section 7: real time through Nchan.
+
+Covers, for each transport (WebSocket, EventSource, long-poll): 401 / 403 /
+allowed on every channel kind and every way of passing the token; every event
+type of the table arriving with its envelope on exactly the channels the
+table names; ordering of 200 concurrent messages; resume after a disconnect;
+an agent transferred off a chat stops getting its events; typing events.
+The Node NchanSubscriber client, the publisher-down case and the soak test
+live in test_realtime_node.py, test_realtime_down.py and test_realtime_soak.py.
+"""
+
+import re
+import threading
+import uuid
+
+import pytest
+
+import rt
+
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+MESSAGE_KEYS = {"id", "chat_id", "sender_id", "sender_role", "content", "created_at"}
+CHAT_KEYS = {"id", "customer_id", "department_id", "agent_id", "status", "subject", "created_at",
+             "queued_at", "assigned_at", "closed_at", "closed_by", "queue_position", "customer", "agent"}
+TRANSFER_KEYS = {"id", "chat_id", "from_department_id", "to_department_id", "from_agent_id",
+                 "to_agent_id", "reason", "transferred_by", "created_at"}
+
+
+class Org:
+    """A fresh department with agents, made through the public API."""
+
+    def __init__(self, api, admin_token, token_for):
+        self.api, self.admin, self.token_for = api, admin_token, token_for
+
+    def ok(self, resp, status=200):
+        assert resp.status_code == status, resp.text
+        return resp.json() if resp.text else None
+
+    def department(self):
+        name = "RT " + uuid.uuid4().hex[:10]
+        return self.ok(self.api.post("/api/departments/", token=self.admin, json={"name": name}), 201)
+
+    def agent(self, dept, max_chats=5, presence="available"):
+        username = "rt_" + uuid.uuid4().hex[:10]
+        user = self.ok(self.api.post("/api/users/", token=self.admin, json={
+            "username": username, "password": "password123", "full_name": "Agent " + username,
+            "role": "agent", "department_id": dept["id"], "max_chats": max_chats}), 201)
+        user["token"] = self.token_for(username)
+        if presence != "offline":
+            self.presence(user, presence)
+        return user
+
+    def presence(self, user, presence):
+        return self.ok(self.api.put(f"/api/users/{user['id']}/status", token=self.admin,
+                                    json={"status": presence}))
+
+    def customer(self):
+        body = self.ok(self.api.post("/api/auth/guest", json={"full_name": "Cust " + uuid.uuid4().hex[:6]}), 201)
+        body["user"]["token"] = body["token"]
+        return body["user"]
+
+    def chat(self, customer, dept, **extra):
+        return self.ok(self.api.post("/api/chats/", token=customer["token"],
+                                     json={"department_id": dept["id"], **extra}), 201)
+
+    def say(self, token, chat, content):
+        return self.ok(self.api.post(f"/api/chats/{chat['id']}/messages", token=token,
+                                     json={"content": content}), 201)
+
+
+@pytest.fixture
+def org(api, admin_token, token_for):
+    return Org(api, admin_token, token_for)
+
+
+@pytest.fixture(params=sorted(rt.TRANSPORTS))
+def transport(request):
+    return rt.TRANSPORTS[request.param]
+
+
+def test_subscriptions_are_authorised(transport, base_url, org, admin_token):
+    dept, other_dept = org.department(), org.department()
+    agent, stranger = org.agent(dept), org.agent(other_dept)
+    customer, other_customer = org.customer(), org.customer()
+    chat = org.chat(customer, dept)
+
+    def status(channel, **auth):
+        return rt.subscription_status(transport, base_url, channel, **auth)
+
+    accepted = {101, 200, "held"}
+    for channel in [f"chat/{chat['id']}", f"agent/{agent['id']}", f"department/{dept['id']}"]:
+        assert status(channel) == 401
+        assert status(channel, token="0" * 64) == 401
+        assert status(channel, token=admin_token) in accepted
+    # the chat: its customer and its department's agents, in each token form
+    assert status(f"chat/{chat['id']}", token=customer["token"]) in accepted
+    assert status(f"chat/{chat['id']}", cookie=customer["token"]) in accepted
+    assert status(f"chat/{chat['id']}", bearer=agent["token"]) in accepted
+    assert status(f"chat/{chat['id']}", token=other_customer["token"]) == 403
+    assert status(f"chat/{chat['id']}", token=stranger["token"]) == 403
+    assert status("chat/999999999", token=admin_token) in accepted  # admins may wait on any id
+    assert status("chat/999999999", token=customer["token"]) == 403
+    # an agent's channel: that agent and admins
+    assert status(f"agent/{agent['id']}", token=agent["token"]) in accepted
+    assert status(f"agent/{agent['id']}", token=stranger["token"]) == 403
+    assert status(f"agent/{agent['id']}", token=customer["token"]) == 403
+    # a department's channel: its agents and admins
+    assert status(f"department/{dept['id']}", token=agent["token"]) in accepted
+    assert status(f"department/{dept['id']}", token=stranger["token"]) == 403
+    assert status(f"department/{dept['id']}", token=customer["token"]) == 403
+
+
+def check_envelope(event):
+    assert set(event) == {"type", "chat_id", "at", "data"}, event
+    assert TIME_RE.match(event["at"]), event
+    kind = event["type"]
+    data = event["data"]
+    if kind == "message.created":
+        assert set(data) == MESSAGE_KEYS and data["chat_id"] == event["chat_id"]
+    elif kind in ("chat.assigned", "chat.waiting", "chat.closed"):
+        assert set(data) == CHAT_KEYS and data["id"] == event["chat_id"]
+    elif kind == "chat.transferred":
+        assert set(data) == {"chat", "transfer"}
+        assert set(data["chat"]) == CHAT_KEYS and set(data["transfer"]) == TRANSFER_KEYS
+    elif kind == "typing":
+        assert set(data) == {"user_id", "role", "typing"}
+    elif kind == "agent.status":
+        assert event["chat_id"] is None and data["role"] == "agent" and "password" not in data
+    else:
+        pytest.fail(f"unknown event type {kind}")
+
+
+def test_every_event_reaches_exactly_its_channels(transport, base_url, org, admin_token):
+    dept_a, dept_b = org.department(), org.department()
+    a1 = org.agent(dept_a, presence="offline")
+    b1 = org.agent(dept_b)
+    customer = org.customer()
+
+    def sub(channel, token=admin_token):
+        return transport(base_url, channel, token=token).start()
+
+    subs = {"dept_a": sub(f"department/{dept_a['id']}"), "dept_b": sub(f"department/{dept_b['id']}"),
+            "a1": sub(f"agent/{a1['id']}", a1["token"]), "b1": sub(f"agent/{b1['id']}", b1["token"])}
+    try:
+        chat = org.chat(customer, dept_a)              # nobody available in A: waits
+        assert chat["status"] == "waiting"
+        subs["chat"] = sub(f"chat/{chat['id']}", customer["token"])
+        org.presence(a1, "available")                  # a1 takes it
+        org.say(customer["token"], chat, "hello from the customer")
+        assert org.api.post(f"/api/chats/{chat['id']}/typing", token=customer["token"],
+                            json={"typing": True}).status_code == 204
+        r = org.api.post(f"/api/chats/{chat['id']}/transfer", token=a1["token"],
+                         json={"department_id": dept_b["id"], "reason": "billing question"})
+        assert r.status_code == 200, r.text                # b1 takes it
+        assert org.api.put(f"/api/chats/{chat['id']}/close", token=b1["token"]).status_code == 200
+
+        closed = lambda evs: any(e["type"] == "chat.closed" for e in evs)  # noqa: E731
+        for name in ("chat", "b1", "dept_b"):
+            subs[name].wait_for(closed, timeout=5)
+        subs["dept_a"].wait_for(lambda evs: False, timeout=1)  # let stray events arrive, if any
+        got = {name: s.wait_for(lambda evs: True, timeout=0) for name, s in subs.items()}
+    finally:
+        for s in subs.values():
+            s.close()
+
+    for events in got.values():
+        for e in events:
+            check_envelope(e)
+            assert e["chat_id"] in (chat["id"], None)
+    types = {name: [e["type"] for e in events] for name, events in got.items()}
+
+    # chat/X: everything about the chat, in the order of the changes
+    chat_types = types["chat"]
+    for expected in ["chat.assigned", "message.created", "typing", "chat.transferred", "chat.closed"]:
+        assert expected in chat_types, chat_types
+    order = [t for t in chat_types if t in ("chat.assigned", "chat.transferred", "chat.closed")]
+    assert order == ["chat.assigned", "chat.transferred", "chat.assigned", "chat.closed"], chat_types
+    contents = [e["data"]["content"] for e in got["chat"] if e["type"] == "message.created"]
+    assert f"{a1['full_name']} joined the chat." in contents
+    assert "hello from the customer" in contents
+    assert any(c.startswith("Chat transferred from ") and c.endswith("Reason: billing question") for c in contents)
+    assert f"{b1['full_name']} joined the chat." in contents
+    assert "agent.status" not in chat_types
+
+    # agent/a1: its own status, its chat while it had it, the transfer away; not typing, not the close
+    assert "agent.status" in types["a1"] and "chat.assigned" in types["a1"] and "chat.transferred" in types["a1"]
+    a1_msgs = [e["data"]["content"] for e in got["a1"] if e["type"] == "message.created"]
+    assert "hello from the customer" in a1_msgs
+    assert f"{b1['full_name']} joined the chat." not in a1_msgs
+    assert "typing" not in types["a1"] and "chat.closed" not in types["a1"]
+
+    # agent/b1: the assignment, what came after, the close; not the earlier messages or the transfer
+    assert "chat.assigned" in types["b1"] and "chat.closed" in types["b1"]
+    b1_msgs = [e["data"]["content"] for e in got["b1"] if e["type"] == "message.created"]
+    assert f"{b1['full_name']} joined the chat." in b1_msgs and "hello from the customer" not in b1_msgs
+    assert "chat.transferred" not in types["b1"] and "typing" not in types["b1"]
+
+    # departments: queue and agents, never messages or typing
+    assert "chat.waiting" in types["dept_a"] and "agent.status" in types["dept_a"]
+    assert "chat.assigned" in types["dept_a"] and "chat.transferred" in types["dept_a"]
+    assert "chat.closed" not in types["dept_a"]
+    assert "chat.transferred" in types["dept_b"] and "chat.assigned" in types["dept_b"]
+    assert "chat.closed" in types["dept_b"]
+    for name in ("dept_a", "dept_b"):
+        assert "message.created" not in types[name] and "typing" not in types[name], types[name]
+
+
+def test_two_hundred_concurrent_messages_arrive_once_in_id_order(base_url, org, api):
+    dept = org.department()
+    agent = org.agent(dept)
+    customer = org.customer()
+    chat = org.chat(customer, dept)
+    sub = rt.WebSocket(base_url, f"chat/{chat['id']}", token=customer["token"]).start()
+    errors = []
+
+    def post(thread_no):
+        for i in range(25):
+            token = customer["token"] if i % 2 else agent["token"]
+            r = api.post(f"/api/chats/{chat['id']}/messages", token=token,
+                         json={"content": f"t{thread_no}-m{i}"})
+            if r.status_code != 201:
+                errors.append(r.text)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    events = sub.wait_for(lambda evs: sum(1 for e in evs if e["type"] == "message.created"
+                                          and e["data"]["content"].startswith("t")) >= 200, timeout=20)
+    sub.close()
+    ids = [e["data"]["id"] for e in events if e["type"] == "message.created"
+           and re.match(r"^t\d-m\d+$", e["data"]["content"])]
+    assert len(ids) == 200 and len(set(ids)) == 200
+    assert ids == sorted(ids)
+    history = api.get(f"/api/chats/{chat['id']}/messages?limit=500", token=customer["token"]).json()
+    assert [m["id"] for m in history if re.match(r"^t\d-m\d+$", m["content"])] == ids
+
+
+@pytest.mark.parametrize("how", ["last-event-id", "query"])
+def test_resume_gets_exactly_what_was_missed(how, base_url, org, api):
+    dept = org.department()
+    agent = org.agent(dept)
+    customer = org.customer()
+    chat = org.chat(customer, dept)
+    first = rt.EventSource(base_url, f"chat/{chat['id']}", token=customer["token"]).start()
+    org.say(customer["token"], chat, "before the disconnect")
+    first.wait_for(lambda evs: any(e["type"] == "message.created" and e["data"]["content"] ==
+                                   "before the disconnect" for e in evs))
+    last = first.last_id()
+    first.close()
+    missed = [org.say(agent["token"] if i % 2 else customer["token"], chat, f"missed {i}")["id"]
+              for i in range(5)]
+    if how == "last-event-id":
+        again = rt.EventSource(base_url, f"chat/{chat['id']}", token=customer["token"], last_event_id=last)
+    else:
+        again = rt.EventSource(base_url + "", f"chat/{chat['id']}", token=customer["token"])
+        again.url += "&last_event_id=" + last
+    again.start()
+    events = again.wait_count(5, timeout=10)
+    extra = again.wait_count(6, timeout=1)
+    again.close()
+    assert len(extra) == 5, [e["type"] for e in extra]
+    assert [e["type"] for e in events] == ["message.created"] * 5
+    assert [e["data"]["id"] for e in events] == missed
+
+
+def test_agent_transferred_off_a_chat_stops_receiving_it(base_url, org, api):
+    dept_a, dept_b = org.department(), org.department()
+    a1, b1 = org.agent(dept_a), org.agent(dept_b)
+    customer = org.customer()
+    chat = org.chat(customer, dept_a)
+    assert chat["agent_id"] == a1["id"]
+    sub = rt.WebSocket(base_url, f"agent/{a1['id']}", token=a1["token"]).start()
+    org.say(customer["token"], chat, "while a1 has it")
+    assert api.post(f"/api/chats/{chat['id']}/transfer", token=a1["token"],
+                    json={"department_id": dept_b["id"]}).status_code == 200
+    org.say(customer["token"], chat, "after the transfer")
+    org.say(b1["token"], chat, "b1 answers")
+    sub.wait_for(lambda evs: False, timeout=1.5)
+    sub.close()
+    contents = [e["data"]["content"] for e in sub.wait_for(lambda evs: True, 0) if e["type"] == "message.created"]
+    assert "while a1 has it" in contents
+    assert "after the transfer" not in contents and "b1 answers" not in contents
+
+
+def test_typing_is_published_not_stored_and_rate_limited(base_url, org, api):
+    dept = org.department()
+    org.agent(dept)
+    customer = org.customer()
+    chat = org.chat(customer, dept)
+    before = api.get(f"/api/chats/{chat['id']}/messages", token=customer["token"]).json()
+    sub = rt.EventSource(base_url, f"chat/{chat['id']}", token=customer["token"]).start()
+    for _ in range(50):  # a stuck key
+        r = api.post(f"/api/chats/{chat['id']}/typing", token=customer["token"], json={"typing": True})
+        assert r.status_code == 204
+    events = sub.wait_for(lambda evs: False, timeout=1.5)
+    sub.close()
+    typing = [e for e in events if e["type"] == "typing"]
+    assert 1 <= len(typing) <= 3, len(typing)
+    assert typing[0]["data"] == {"user_id": customer["id"], "role": "customer", "typing": True}
+    assert api.get(f"/api/chats/{chat['id']}/messages", token=customer["token"]).json() == before
+    r = api.post(f"/api/chats/{chat['id']}/typing", token=customer["token"], json={"typing": "yes"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "typing"
