@@ -5,6 +5,7 @@
 #include <check.h>
 
 Suite *cb_suite_config(void);
+Suite *cb_suite_events(void);
 Suite *cb_suite_json(void);
 Suite *cb_suite_logic_assign(void);
 Suite *cb_suite_router(void);

@@ -1,0 +1,74 @@
+/* test-events.c - the event envelope and its channel list (fcgi/events.c). */
+#include <json-c/json.h>
+#include <string.h>
+
+#include "events.h"
+#include "tests.h"
+#include "util.h"
+
+START_TEST(envelope_has_type_chat_at_data)
+{
+	static const char *const kinds[] = {"chat", "agent", "department"};
+	long long ids[] = {7, 3, 1};
+	struct cb_events ev = {0};
+	json_object *data = json_object_new_object();
+
+	json_object_object_add(data, "id", json_object_new_int(7));
+	cb_events_add(&ev, "chat.assigned", 7, data, kinds, ids, 3);
+	ck_assert_uint_eq(ev.n, 1);
+	ck_assert_str_eq(ev.items[0].channels, "chat/7,agent/3,department/1");
+	json_object *env = json_tokener_parse(ev.items[0].json);
+	ck_assert_ptr_nonnull(env);
+	ck_assert_int_eq(json_object_object_length(env), 4);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(env, "type")), "chat.assigned");
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(env, "chat_id")), 7);
+	const char *at = json_object_get_string(json_object_object_get(env, "at"));
+	ck_assert_uint_eq(strlen(at), 24); /* 2026-11-24T09:30:00.123Z */
+	ck_assert_int_eq(at[10], 'T');
+	ck_assert_int_eq(at[23], 'Z');
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(json_object_object_get(env, "data"), "id")), 7);
+	json_object_put(env);
+	cb_events_clear(&ev);
+	ck_assert_uint_eq(ev.n, 0);
+}
+END_TEST
+
+START_TEST(missing_and_repeated_channels_are_dropped)
+{
+	static const char *const kinds[] = {"chat", "agent", "agent", "department", "department"};
+	long long ids[] = {9, 0, 4, 2, 2};
+	struct cb_events ev = {0};
+
+	cb_events_add(&ev, "chat.transferred", 9, json_object_new_object(), kinds, ids, 5);
+	ck_assert_str_eq(ev.items[0].channels, "chat/9,agent/4,department/2");
+	cb_events_clear(&ev);
+}
+END_TEST
+
+START_TEST(no_channel_no_event_and_null_chat_id)
+{
+	static const char *const kinds[] = {"agent"};
+	long long none[] = {0}, one[] = {5};
+	struct cb_events ev = {0};
+
+	cb_events_add(&ev, "agent.status", 0, json_object_new_object(), kinds, none, 1);
+	ck_assert_uint_eq(ev.n, 0);
+	cb_events_add(&ev, "agent.status", 0, json_object_new_object(), kinds, one, 1);
+	ck_assert_uint_eq(ev.n, 1);
+	ck_assert_ptr_nonnull(strstr(ev.items[0].json, "\"chat_id\":null"));
+	cb_events_clear(&ev);
+}
+END_TEST
+
+Suite *
+cb_suite_events(void)
+{
+	Suite *s = suite_create("events");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, envelope_has_type_chat_at_data);
+	tcase_add_test(tc, missing_and_repeated_channels_are_dropped);
+	tcase_add_test(tc, no_channel_no_event_and_null_chat_id);
+	suite_add_tcase(s, tc);
+	return s;
+}
