@@ -1,0 +1,553 @@
+#!/usr/bin/python3
+"""bench.py - the driver behind `tools/carebot bench` (issue 6).
+
+tools/carebot boots a throwaway instance (its own state dir, free ports, the
+optimized build), adds the bench-only nginx server of bench/nginx-bench.conf.in,
+starts the fcgi-hello pool, then runs
+
+    bench.py run    --state DIR --port N --bench-port N [--massif-port N] ...
+    bench.py report --results FILE [--massif FILE] --output RESULTS.md --command "..."
+
+`run` loads the dataset (bench/dataset.sql, tokens from carebot-admin), runs
+the ceilings and the workloads and reads the resident sizes; it writes one
+JSON file. `report` turns that (and the massif output of the one worker run
+under valgrind, once its pool is stopped) into the table, printed and
+written as Markdown. Exit status of `run`: 1 when a workload could not run
+at all (its probe request failed, its tool failed, or more than 1 % of its
+requests were errors), never because of a timing.
+"""
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+FULL = dict(chats=2000, per_chat=100, open=200, agents_per_dept=10)
+SMOKE = dict(chats=40, per_chat=20, open=20, agents_per_dept=10)
+ERROR_BUDGET = 0.01  # more errors than this and a workload "did not run"
+
+
+def say(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# --- the instance ---------------------------------------------------------------
+
+
+class Instance:
+    def __init__(self, a):
+        self.state = a.state
+        self.port = a.port
+        self.admin = a.admin
+        self.conf = {}
+        with open(os.path.join(a.state, "carebot.conf")) as f:
+            for line in f:
+                m = re.match(r"^\s*(\w+)\s*=\s*(.*?)\s*$", line)
+                if m and not line.lstrip().startswith("#"):
+                    self.conf[m.group(1)] = m.group(2)
+
+    def sql(self, text, timeout=600):
+        """Runs SQL text as the application's user; returns the rows (tab-separated)."""
+        c = self.conf
+        out = subprocess.run(
+            ["mariadb", f"--socket={c['db_socket']}", f"-u{c['db_user']}", f"-p{c['db_password']}",
+             "--batch", "--skip-column-names", c["db_name"]],
+            input=text, capture_output=True, text=True, timeout=timeout)
+        if out.returncode != 0:
+            raise RuntimeError(f"mariadb: {out.stderr.strip()}")
+        return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+    def token(self, username):
+        out = subprocess.run([self.admin, "-c", os.path.join(self.state, "carebot.conf"), "token", username],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"carebot-admin token {username}: {out.stderr.strip()}")
+        return out.stdout.strip()
+
+    def tokens(self, usernames):
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            return dict(zip(usernames, ex.map(self.token, usernames)))
+
+
+def load_dataset(inst, sizes):
+    t = time.time()
+    with open(os.path.join(HERE, "dataset.sql")) as f:
+        body = f.read()
+    head = "SET @chats = {chats}, @per_chat = {per_chat}, @open = {open}, " \
+           "@agents_per_dept = {agents_per_dept};\n".format(**sizes)
+    row = inst.sql(head + body)[-1]
+    counts = dict(zip(["departments", "agents", "chats", "open_chats", "messages"], map(int, row)))
+    counts["seconds"] = round(time.time() - t, 2)
+    say("dataset: {departments} departments, {agents} agents, {chats} chats ({open_chats} open), "
+        "{messages} messages in {seconds} s".format(**counts))
+    return counts
+
+
+def make_targets(inst, workdir):
+    """Tokens and the wrk target files; returns what the workloads need."""
+    chats = inst.sql("SELECT c.id, c.status, c.department_id, a.username, u.username "
+                     "FROM chats c JOIN users a ON a.id = c.agent_id JOIN users u ON u.id = c.customer_id "
+                     "WHERE c.subject LIKE 'Bench chat %' ORDER BY c.id")
+    agents = sorted({r[3] for r in chats})
+    open_chats = [r for r in chats if r[1] != "closed"]
+    t = time.time()
+    tok = inst.tokens(agents + [r[4] for r in open_chats])
+    say(f"{len(tok)} tokens from carebot-admin in {time.time() - t:.1f} s")
+    depts = sorted({r[2] for r in chats}, key=int)
+    files = {
+        "a": [f"{tok[r[3]]} {r[0]}" for r in chats],
+        "b": [f"{tok[r[4]]} {r[0]}" for r in open_chats],
+        "c": [f"{tok[r[4]]} {depts[i % len(depts)]}" for i, r in enumerate(open_chats)],
+        "pub": [f"x {i}" for i in range(1, 201)],
+    }
+    paths = {}
+    for name, lines in files.items():
+        paths[name] = os.path.join(workdir, f"targets-{name}.txt")
+        with open(paths[name], "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return dict(paths=paths, chats=chats, open_chats=open_chats, tok=tok)
+
+
+# --- running the tools -----------------------------------------------------------------
+
+
+def bench_json(text):
+    for line in text.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON "):])
+    return None
+
+
+def http_probe(method, url, token=None, body=None):
+    """One request before a workload, so a missing endpoint is reported as such."""
+    headers = {}
+    data = None
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read(300).decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(300).decode(errors="replace")
+    except OSError as e:
+        return 0, str(e)
+
+
+def run_wrk(a, url, mode, targets=None, connections=None, duration=None):
+    conns = connections or a.connections
+    dur = duration or a.duration
+    threads = max(1, min(os.cpu_count() or 1, conns))
+    env = dict(os.environ, BENCH_MODE=mode, BENCH_TARGETS=targets or "")
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{dur}s", "--timeout", "10s",
+           "-s", os.path.join(HERE, "wrk", "api.lua"), url]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=dur + 60)
+    except subprocess.TimeoutExpired:
+        return dict(ok=False, why="wrk did not finish")
+    r = bench_json(out.stdout)
+    if out.returncode != 0 or r is None:
+        return dict(ok=False, why=f"wrk failed: {(out.stderr or out.stdout).strip()[-300:]}")
+    secs = r["duration_us"] / 1e6
+    errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"]
+    good = r["requests"] - r["status_errors"]
+    res = dict(ok=True, rps=good / secs if secs else 0, p50=r["p50_us"] / 1000, p99=r["p99_us"] / 1000,
+               max=r["max_us"] / 1000, requests=r["requests"], errors=errors, timeouts=r["timeouts"],
+               connections=conns, seconds=round(secs, 2), raw=r)
+    if good <= 0 or errors > ERROR_BUDGET * max(1, r["requests"]):
+        res.update(ok=False, why=f"{errors} errors in {r['requests']} requests "
+                                 f"(non-2xx {r['status_errors']}, socket {errors - r['status_errors']})")
+    return res
+
+
+def run_sql(a, inst, mode):
+    c = inst.conf
+    cmd = [os.path.join(a.bin, "sql-bench"), "--socket", c["db_socket"], "--user", c["db_user"],
+           "--password", c["db_password"], "--db", c["db_name"], "--mode", mode,
+           "--threads", str(a.workers), "--duration", str(a.duration)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.duration + 60)
+    except subprocess.TimeoutExpired:
+        return dict(ok=False, why="sql-bench did not finish")
+    if out.returncode != 0:
+        return dict(ok=False, why=f"sql-bench failed: {out.stderr.strip()[-300:]}")
+    r = json.loads(out.stdout)
+    res = dict(ok=r["ops"] > 0, rps=r["ops_per_s"], p50=r["p50_ms"], p99=r["p99_ms"], max=r["max_ms"],
+               requests=r["ops"], errors=r["errors"], connections=r["threads"], seconds=r["seconds"], raw=r)
+    if not res["ok"] or r["errors"] > ERROR_BUDGET * max(1, r["ops"]):
+        res.update(ok=False, why=f"{r['errors']} errors in {r['ops']} operations")
+    return res
+
+
+def run_deliver(a, inst, tg, workdir):
+    open_chats = tg["open_chats"]
+    nchats = max(1, min(200, len(open_chats), a.subscribers // 5 or 1))
+    per = [a.subscribers // nchats + (1 if i < a.subscribers % nchats else 0) for i in range(nchats)]
+    chats = []
+    for (cid, _st, _d, agent, cust), n in zip(open_chats[:nchats], per):
+        # The chat's customer and its agent, in turn (a few tabs each).
+        subs = [tg["tok"][cust] if i % 2 == 0 else tg["tok"][agent] for i in range(n)]
+        chats.append(dict(id=int(cid), post_token=tg["tok"][cust], sub_tokens=subs))
+    cfg_path = os.path.join(workdir, "deliver.json")
+    with open(cfg_path, "w") as f:
+        json.dump(dict(port=a.port, rate=a.rate, duration=a.duration, chats=chats), f)
+    try:
+        out = subprocess.run(["node", os.path.join(HERE, "deliver.js"), cfg_path], capture_output=True,
+                             text=True, timeout=a.duration + 120, cwd=HERE)
+    except subprocess.TimeoutExpired:
+        return dict(ok=False, why="deliver.js did not finish")
+    r = bench_json(out.stdout)
+    if out.returncode != 0 or r is None:
+        return dict(ok=False, why=f"deliver.js failed: {out.stderr.strip()[-300:]}")
+    res = dict(ok=True, rps=r["rate_achieved"], p50=r["p50_ms"], p99=r["p99_ms"], max=r["max_ms"],
+               requests=r["sent"], errors=r["post_errors"] + r["subscribe_errors"], chats=nchats,
+               connections=r["subscribers_open"], seconds=a.duration, raw=r)
+    why = []
+    if r["subscribe_errors"]:
+        why.append(f"{r['subscribe_errors']} of {r['subscribers']} subscriptions failed "
+                   f"({r['subscribe_error_sample']})")
+    if r["post_errors"] > ERROR_BUDGET * max(1, r["sent"]):
+        why.append(f"{r['post_errors']} of {r['sent']} POSTs failed ({r['post_error_sample']})")
+    if r["lost"] > ERROR_BUDGET * max(1, r["expected"]) or r["delivered"] == 0:
+        why.append(f"{r['lost']} of {r['expected']} deliveries missing")
+    if why:
+        res.update(ok=False, why="; ".join(why))
+    return res
+
+
+# --- memory -----------------------------------------------------------------------
+
+
+def children(ppid):
+    kids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
+            kids.append(int(pid))
+    return sorted(kids)
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def memory(state):
+    def pidfile(name):
+        with open(os.path.join(state, "run", name)) as f:
+            return int(f.read().strip())
+
+    pool = pidfile("pool.pid")
+    master = pidfile("nginx.pid")
+    return dict(
+        workers=[dict(pid=p, rss_kib=rss_kib(p)) for p in children(pool)],
+        nginx=[dict(pid=p, rss_kib=rss_kib(p), role="master" if p == master else "worker")
+               for p in [master] + children(master)],
+    )
+
+
+# --- run --------------------------------------------------------------------------
+
+
+def cmd_run(a):
+    inst = Instance(a)
+    workdir = os.path.join(a.state, "bench")
+    os.makedirs(workdir, exist_ok=True)
+    sizes = SMOKE if a.smoke else FULL
+    results = dict(settings=dict(duration=a.duration, connections=a.connections, rate=a.rate,
+                                 subscribers=a.subscribers, workers=a.workers, smoke=a.smoke),
+                   rows={}, failures=[])
+    results["dataset"] = load_dataset(inst, sizes)
+    tg = make_targets(inst, workdir)
+    api = f"http://127.0.0.1:{a.port}"
+    bench = f"http://127.0.0.1:{a.bench_port}"
+    first_open = tg["open_chats"][0]
+    cust_tok = tg["tok"][first_open[4]]
+    agent_tok = tg["tok"][first_open[3]]
+
+    def record(key, res):
+        results["rows"][key] = res
+        if res.get("ok"):
+            say(f"{key}: {res['rps']:.0f}/s p50 {res['p50']:.2f} ms p99 {res['p99']:.2f} ms")
+        else:
+            say(f"{key}: FAILED: {res.get('why')}")
+            results["failures"].append(f"{key}: {res.get('why')}")
+
+    def probed(key, probe, run):
+        status, body = probe()
+        if not 200 <= status < 300:
+            record(key, dict(ok=False, why=f"probe answered HTTP {status}: {body.strip()[:160]}"))
+            return
+        record(key, run())
+
+    # The ceilings.
+    record("ceil_static", run_wrk(a, f"{bench}/static", "get"))
+    record("ceil_fcgi", run_wrk(a, f"{bench}/hello", "get"))
+    record("ceil_publish", run_wrk(a, f"{bench}/pub", "publish", tg["paths"]["pub"]))
+    record("ceil_insert", run_sql(a, inst, "insert"))
+    inst.sql("DELETE FROM messages WHERE content LIKE 'sql-bench:%'")
+    record("ceil_select", run_sql(a, inst, "select"))
+
+    # The workloads.
+    probed("d", lambda: http_probe("GET", f"{api}/api/departments/active"),
+           lambda: run_wrk(a, f"{api}/api/departments/active", "get"))
+    probed("a", lambda: http_probe("GET", f"{api}/api/chats/{first_open[0]}/messages?limit=50", agent_tok),
+           lambda: run_wrk(a, api, "messages_get", tg["paths"]["a"]))
+    probed("b", lambda: http_probe("POST", f"{api}/api/chats/{first_open[0]}/messages", cust_tok,
+                                   {"content": "bench probe"}),
+           lambda: run_wrk(a, api, "messages_post", tg["paths"]["b"]))
+    probed("e", lambda: http_probe("GET", f"{api}/api/chats/{first_open[0]}/messages?limit=1", cust_tok),
+           lambda: run_deliver(a, inst, tg, workdir))
+    # Room for every created chat to find an agent (max_chats at the contract's maximum).
+    inst.sql("UPDATE users SET max_chats = 100 WHERE role = 'agent' AND is_active")
+    probed("c", lambda: http_probe("POST", f"{api}/api/chats/", cust_tok,
+                                   {"department_id": int(first_open[2]), "subject": "bench probe"}),
+           lambda: run_wrk(a, api, "chats_post", tg["paths"]["c"]))
+
+    # The worker's heap under workload a: one worker under valgrind massif.
+    if a.massif_port and results["rows"]["a"].get("ok"):
+        say("workload a against the one worker under valgrind massif")
+        r = run_wrk(a, f"http://127.0.0.1:{a.massif_port}", "messages_get", tg["paths"]["a"],
+                    connections=min(a.connections, 4), duration=min(a.duration, 10))
+        results["massif_load"] = dict(requests=r.get("requests"), ok=r.get("ok"), why=r.get("why"))
+
+    results["memory"] = memory(a.state)
+    with open(a.out, "w") as f:
+        json.dump(results, f, indent=1)
+    return 1 if results["failures"] else 0
+
+
+# --- report -------------------------------------------------------------------------
+
+
+def massif_peak(path):
+    """Peak heap (useful + allocator overhead) in a massif.out file, bytes."""
+    peak = None
+    heap = extra = 0
+    with open(path) as f:
+        for line in f:
+            if line.startswith("mem_heap_B="):
+                heap = int(line.split("=")[1])
+            elif line.startswith("mem_heap_extra_B="):
+                extra = int(line.split("=")[1])
+                peak = max(peak or 0, heap + extra)
+    return peak
+
+
+def machine():
+    mem = 0
+    model = platform.processor() or platform.machine()
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1])
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), {mem / 1048576:.1f} GiB memory, {platform.system()} {platform.release()}"
+
+
+def git_commit():
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
+ROWS = [
+    # key, label, ceiling key, target ratio, target text
+    ("ceil_static", "ceiling: nginx `return 200`", None, None, ""),
+    ("ceil_fcgi", "ceiling: FastCGI hello (same pool, no keepalive)", "ceil_static", None, ""),
+    ("ceil_publish", "ceiling: raw Nchan publish (wrk → publisher)", None, None, ""),
+    ("ceil_insert", "ceiling: SQL single-row INSERT (autocommit)", None, None, ""),
+    ("ceil_select", "ceiling: SQL primary-key SELECT", None, None, ""),
+    ("a", "a. GET /api/chats/{id}/messages?limit=50 (agent)", "ceil_fcgi", 0.50, "≥ 50 % of FastCGI"),
+    ("b", "b. POST /api/chats/{id}/messages (customer)", "ceil_insert", 0.60, "≥ 60 % of INSERT"),
+    ("c", "c. POST /api/chats/ (create + assign)", "ceil_fcgi", None, ""),
+    ("d", "d. GET /api/departments/active (no token)", "ceil_fcgi", 0.70, "≥ 70 % of FastCGI"),
+]
+
+
+def fmt(x, nd=2):
+    return "—" if x is None else f"{x:,.{nd}f}"
+
+
+def table(results, massif):
+    rows = results["rows"]
+    lines = ["| figure | req/s | p50 ms | p99 ms | ceiling | ceiling req/s | ratio | target | where we stand |",
+             "|---|---:|---:|---:|---|---:|---:|---|---|"]
+    verdicts = []
+    for key, label, ceil, target, ttext in ROWS:
+        r = rows.get(key)
+        if r is None or not r.get("ok"):
+            why = (r or {}).get("why", "not run").replace("|", "\\|")
+            lines.append(f"| {label} | — | — | — | | | | {ttext} | NOT RUN: {why} |")
+            if ttext:
+                verdicts.append(f"{key}: not run ({why})")
+            continue
+        c = rows.get(ceil) if ceil else None
+        ratio = r["rps"] / c["rps"] if c and c.get("ok") and c["rps"] else None
+        stand = ""
+        if target is not None and ratio is not None:
+            stand = "meets" if ratio >= target else "below"
+            verdicts.append(f"{key}: {ratio:.0%} of its ceiling, target {ttext}: {stand}")
+        extra = ""
+        if key == "c" and "created" in r["raw"]:
+            extra = f" ({r['raw']['assigned']} assigned at once, {r['raw']['waiting']} waited)"
+        cname = dict((k, l) for k, l, *_ in ROWS).get(ceil, "").replace("ceiling: ", "") if ceil else ""
+        lines.append(f"| {label} | {fmt(r['rps'], 0)} | {fmt(r['p50'])} | {fmt(r['p99'])} | {cname} | "
+                     f"{fmt(c['rps'], 0) if c and c.get('ok') else '—'} | "
+                     f"{'—' if ratio is None else f'{ratio:.0%}'} | {ttext} | {stand}{extra} |")
+    e = rows.get("e")
+    lines.append("")
+    lines.append("| publish → deliver (e) | msgs/s sent | subscribers (chats) | p50 ms | p99 ms | max ms | "
+                 "POST p50 / p99 ms | delivered / expected | target | where we stand |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    if e and e.get("ok"):
+        raw = e["raw"]
+        stand = "meets" if e["p99"] <= 10 else "below"
+        verdicts.append(f"e: p99 {e['p99']:.2f} ms at {raw['rate_achieved']:.0f} msg/s with "
+                        f"{raw['subscribers_open']} subscribers, target ≤ 10 ms: {stand}")
+        lines.append(f"| e. POST → WebSocket | {raw['rate_achieved']:.0f} (target {raw['rate_target']}) | "
+                     f"{raw['subscribers_open']} ({e['chats']}) | {fmt(e['p50'])} | {fmt(e['p99'])} | "
+                     f"{fmt(e['max'])} | {fmt(raw['post_p50_ms'])} / {fmt(raw['post_p99_ms'])} | "
+                     f"{raw['delivered']} / {raw['expected']} | p99 ≤ 10 ms | {stand} |")
+    else:
+        why = (e or {}).get("why", "not run").replace("|", "\\|")
+        verdicts.append(f"e: not run ({why})")
+        lines.append(f"| e. POST → WebSocket | — | — | — | — | — | — | — | p99 ≤ 10 ms | NOT RUN: {why} |")
+
+    mem = results.get("memory", {})
+    lines.append("")
+    lines.append("| process | pid | VmRSS after the run |")
+    lines.append("|---|---:|---:|")
+    worst = 0
+    for w in mem.get("workers", []):
+        worst = max(worst, w["rss_kib"] or 0)
+        lines.append(f"| carebot-fcgi worker | {w['pid']} | {fmt((w['rss_kib'] or 0) / 1024, 1)} MiB |")
+    for n in mem.get("nginx", []):
+        lines.append(f"| nginx {n['role']} | {n['pid']} | {fmt((n['rss_kib'] or 0) / 1024, 1)} MiB |")
+    if mem.get("workers"):
+        stand = "meets" if worst <= 16 * 1024 else "below"
+        verdicts.append(f"memory: largest worker {worst / 1024:.1f} MiB resident, target ≤ 16 MiB: {stand}")
+    if massif is not None:
+        lines.append(f"| one worker's peak heap under workload a (valgrind massif) | | "
+                     f"{massif / 1048576:.2f} MiB |")
+    return "\n".join(lines), verdicts
+
+
+def cmd_report(a):
+    with open(a.results) as f:
+        results = json.load(f)
+    massif = None
+    massif_note = None
+    load = results.get("massif_load") or {}
+    if a.massif and os.path.exists(a.massif) and load.get("requests"):
+        massif = massif_peak(a.massif)
+        massif_note = (f"massif: one carebot-fcgi under valgrind served {load['requests']} requests of "
+                       f"workload a (4 connections, its own pool and port); peak heap = useful + allocator overhead")
+    elif results["settings"]["smoke"]:
+        massif_note = "the massif peak-heap run is skipped in --smoke mode"
+    else:
+        massif_note = "no massif output (workload a did not run, or valgrind failed)"
+    tbl, verdicts = table(results, massif)
+    s = results["settings"]
+    d = results["dataset"]
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    md = [
+        "# carebot bench results" + (" (smoke)" if s["smoke"] else ""),
+        "",
+        f"- date: {when}",
+        f"- machine: {machine()}",
+        f"- git commit: {git_commit()}",
+        f"- command: `{a.command}`",
+        f"- settings: {s['duration']} s per workload, {s['connections']} connections (wrk), "
+        f"{s['workers']} FastCGI workers, SQL ceilings with {s['workers']} threads (one connection "
+        f"per worker), e at {s['rate']} msg/s with {s['subscribers']} subscribers",
+        f"- dataset: {d['departments']} departments, {d['agents']} agents, {d['chats']} chats "
+        f"({d['open_chats']} open), {d['messages']} messages (loaded in {d['seconds']} s)",
+        "",
+        "Every figure and its ceiling come from the same run, the same nginx, the same connection count.",
+        "wrk, node and the servers share the machine's cores, so absolute numbers are lower than on a",
+        "separate load generator; the ratios are what to watch. Latencies are wrk's (closed loop).",
+        "",
+        tbl,
+        "",
+        "## Where we stand against the targets",
+        "",
+    ]
+    md += [f"- {v}" for v in verdicts]
+    if massif_note:
+        md += [f"- note: {massif_note}"]
+    if results["failures"]:
+        md += ["", "## Workloads that could not run", ""] + [f"- {f}" for f in results["failures"]]
+    text = "\n".join(md) + "\n"
+    print(text)
+    if a.output:
+        with open(a.output, "w") as f:
+            f.write(text)
+        say(f"wrote {a.output}")
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--state", required=True)
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--bench-port", type=int, required=True)
+    r.add_argument("--massif-port", type=int, default=0)
+    r.add_argument("--admin", required=True, help="the carebot-admin binary")
+    r.add_argument("--bin", required=True, help="where fcgi-hello and sql-bench were built")
+    r.add_argument("--workers", type=int, required=True)
+    r.add_argument("--duration", type=int, required=True)
+    r.add_argument("--connections", type=int, required=True)
+    r.add_argument("--rate", type=int, required=True)
+    r.add_argument("--subscribers", type=int, required=True)
+    r.add_argument("--smoke", action="store_true")
+    r.add_argument("--out", required=True)
+    q = sub.add_parser("report")
+    q.add_argument("--results", required=True)
+    q.add_argument("--massif")
+    q.add_argument("--output")
+    q.add_argument("--command", default="tools/carebot bench")
+    a = p.parse_args()
+    return cmd_run(a) if a.cmd == "run" else cmd_report(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
