@@ -1,5 +1,10 @@
-/* db-users.c - user rows and the user object. */
+/* db-users.c - user rows and the user object, and the writes of contract section 5. */
+#include "auth.h"
+#include "db-assign.h"
+#include "db-departments.h"
+#include "db-sessions.h"
 #include "db-users.h"
+#include "logic-directory.h"
 #include "util.h"
 
 int
@@ -16,5 +21,266 @@ cb_db_user_json(struct cb_db *db, long long id, json_object **out)
 	else
 		rc = CB_ERR_NOTFOUND;
 	cb_res_free(res);
+	return rc;
+}
+
+/* The filtered active users; the derived status can only be filtered outside. */
+#define USERS_FILTERED                                                                   \
+	"(SELECT " CB_USER_COLUMNS CB_USER_FROM                                               \
+	"WHERE u.is_active AND (NOT ? OR u.role <> 'customer') AND (? IS NULL OR u.role = ?) " \
+	"  AND (? IS NULL OR u.department_id = ?)) x WHERE (? IS NULL OR x.status = ?) "
+
+int
+cb_db_users_list(struct cb_db *db, const struct cb_user_filter *f, long long limit,
+    long long offset, json_object **out, long long *total)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM " USERS_FILTERED, "issIIss",
+	    (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id, f->status,
+	    f->status);
+
+	*out = NULL;
+	if (rc != CB_OK)
+		return rc;
+	*total = cb_res_int(res, 0, "n");
+	cb_res_free(res);
+	rc = cb_db_query(db, &res, "SELECT x.* FROM " USERS_FILTERED "ORDER BY x.id LIMIT ? OFFSET ?",
+	    "issIIssii", (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id,
+	    f->status, f->status, limit, offset);
+	if (rc != CB_OK)
+		return rc;
+	*out = cb_res_json_array(res);
+	cb_res_free(res);
+	return CB_OK;
+}
+
+int
+cb_db_user_facts(struct cb_db *db, long long id, unsigned *role, int *is_active)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res, "SELECT role, is_active FROM users WHERE id = ?", "i", id);
+
+	if (rc != CB_OK)
+		return rc;
+	if (res->nrows == 1) {
+		*role = cb_role_parse(cb_res_str(res, 0, "role"));
+		*is_active = cb_res_int(res, 0, "is_active") != 0;
+	} else {
+		rc = CB_ERR_NOTFOUND;
+	}
+	cb_res_free(res);
+	return rc;
+}
+
+int
+cb_db_user_in_visible_chat(struct cb_db *db, long long agent_id, long long agent_dept,
+    long long customer_id, int *yes)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT EXISTS (SELECT 1 FROM chats WHERE customer_id = ? "
+	    "  AND (department_id = ? OR agent_id = ?)) AS v",
+	    "iIi", customer_id, agent_dept, agent_id);
+
+	if (rc != CB_OK)
+		return rc;
+	*yes = cb_res_int(res, 0, "v") != 0;
+	cb_res_free(res);
+	return CB_OK;
+}
+
+static int
+department_unusable(struct cb_error *e)
+{
+	cb_error_set(e, 422, "validation_error", "department_id",
+	    "department_id must name an existing, active department");
+	return CB_ERR_REPLY;
+}
+
+/* agent.status to the agent, its department and the one it left (old_dept, 0: none). */
+static int
+status_event(struct cb_db *db, long long id, long long old_dept, struct cb_events *ev)
+{
+	static const char *const kinds[] = {"agent", "department", "department"};
+	json_object *user;
+	int rc = cb_db_user_json(db, id, &user);
+
+	if (rc != CB_OK)
+		return rc;
+	json_object *dept = json_object_object_get(user, "department_id");
+	long long ids[] = {id, dept ? json_object_get_int64(dept) : 0, old_dept};
+	cb_events_add(ev, "agent.status", 0, user, kinds, ids, 3);
+	return CB_OK;
+}
+
+int
+cb_db_user_create(struct cb_db *db, const struct cb_user_input *in, long long *id,
+    struct cb_events *ev, struct cb_error *e)
+{
+	long long dept = in->role == CB_ROLE_AGENT ? in->department_id : 0;
+	int rc = CB_OK;
+
+	/* The department's lock keeps it from being deleted under the new agent. */
+	if (dept > 0 && (rc = cb_db_department_usable(db, dept)) == CB_ERR_NOTFOUND)
+		return department_unusable(e);
+	if (rc != CB_OK)
+		return rc;
+	rc = cb_db_exec(db,
+	    "INSERT INTO users (username, password_hash, email, full_name, role, department_id, "
+	    "  max_chats, presence) VALUES (?, ?, ?, ?, ?, ?, ?, 'offline')",
+	    "sssssIi", in->username, in->password_hash, in->email, in->full_name,
+	    cb_role_name(in->role), dept, in->has_max_chats ? in->max_chats : 5LL);
+	*id = cb_db_insert_id(db);
+	if (rc == CB_OK && in->role == CB_ROLE_AGENT)
+		rc = status_event(db, *id, 0, ev);
+	return rc;
+}
+
+/* The part of a user row an update starts from. */
+struct user_row {
+	struct cb_user_state st;
+	long long max_chats;
+};
+
+static int
+load_row(struct cb_db *db, long long id, int lock, struct user_row *row)
+{
+	struct cb_res *res;
+	int rc = lock ? cb_db_query(db, &res,
+			    "SELECT role, department_id, is_active, max_chats FROM users WHERE id = ? FOR UPDATE",
+			    "i", id)
+		      : cb_db_query(db, &res,
+			    "SELECT role, department_id, is_active, max_chats FROM users WHERE id = ?", "i", id);
+
+	if (rc != CB_OK)
+		return rc;
+	if (res->nrows == 1) {
+		row->st.role = cb_role_parse(cb_res_str(res, 0, "role"));
+		row->st.department_id = cb_res_int(res, 0, "department_id");
+		row->st.is_active = cb_res_int(res, 0, "is_active") != 0;
+		row->max_chats = cb_res_int(res, 0, "max_chats");
+	} else {
+		rc = CB_ERR_NOTFOUND;
+	}
+	cb_res_free(res);
+	return rc;
+}
+
+/* The state in asks for, starting from before. */
+static void
+wanted_state(const struct cb_user_input *in, const struct cb_user_state *before,
+    struct cb_user_state *after)
+{
+	after->role = in->has_role ? in->role : before->role;
+	after->department_id = cb_logic_user_department(after->role, in->has_department,
+	    in->department_id, before->department_id);
+	after->is_active = in->has_active ? in->is_active : before->is_active;
+}
+
+/*
+ * Writes every field in asks for. A user that stops being an agent or is
+ * deactivated goes offline, so that presence never outlives the role.
+ */
+static int
+write_row(struct cb_db *db, long long id, const struct cb_user_input *in,
+    const struct cb_user_state *before, const struct cb_user_state *after)
+{
+	int offline = before->role != after->role || !after->is_active;
+
+	return cb_db_exec(db,
+	    "UPDATE users SET username = IF(?, ?, username), password_hash = IF(?, ?, password_hash), "
+	    "  full_name = IF(?, ?, full_name), email = IF(?, ?, email), role = ?, department_id = ?, "
+	    "  max_chats = IF(?, ?, max_chats), is_active = ?, "
+	    "  presence = IF(?, 'offline', presence), updated_at = NOW(3) WHERE id = ?",
+	    "isisisissIiiiii", (long long)in->has_username, in->username, (long long)in->has_password,
+	    in->password_hash, (long long)in->has_full_name, in->full_name, (long long)in->has_email,
+	    in->email, cb_role_name(after->role), after->department_id, (long long)in->has_max_chats,
+	    in->max_chats, (long long)after->is_active, (long long)offline, id);
+}
+
+/* The effects after the row is written: tokens, the event, the drains. */
+static int
+after_write(struct cb_db *db, long long id, const struct cb_user_state *before,
+    const struct cb_user_state *after, const struct cb_user_plan *plan, struct cb_events *ev)
+{
+	int rc = CB_OK;
+
+	if (before->is_active && !after->is_active)
+		rc = cb_db_sessions_revoke_user(db, id);
+	if (rc == CB_OK && plan->status_event)
+		rc = status_event(db, id, before->department_id != after->department_id ?
+		    before->department_id : 0, ev);
+	for (int i = 0; i < 2 && rc == CB_OK; i++)
+		if (plan->drain[i] > 0)
+			rc = cb_db_assign_drain(db, plan->drain[i], ev, NULL);
+	return rc;
+}
+
+int
+cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in,
+    struct cb_events *ev, struct cb_error *e)
+{
+	struct user_row row, locked;
+	struct cb_user_state after;
+	struct cb_user_plan plan;
+	int rc = load_row(db, id, 0, &row);
+
+	if (rc != CB_OK)
+		return rc;
+	wanted_state(in, &row.st, &after);
+	const char *field = cb_logic_user_shape_field(&after);
+	if (field != NULL) {
+		cb_error_set(e, 422, "validation_error", field, after.role == CB_ROLE_AGENT ?
+		    "an agent needs a department_id" : "only agents belong to a department");
+		return CB_ERR_REPLY;
+	}
+	/* Departments first, then the user's row (db-assign.h). */
+	if ((rc = cb_db_lock_departments(db, row.st.department_id, after.department_id)) != CB_OK ||
+	    (rc = load_row(db, id, 1, &locked)) != CB_OK)
+		return rc;
+	if (locked.st.department_id != row.st.department_id)
+		return CB_ERR_RETRY; /* moved meanwhile: our locks are the wrong ones */
+	cb_logic_user_plan(&row.st, &after, in->has_max_chats && in->max_chats > row.max_chats, &plan);
+	if (plan.check_department && (rc = cb_db_department_usable(db, after.department_id)) ==
+	    CB_ERR_NOTFOUND)
+		return department_unusable(e);
+	if (rc == CB_OK && plan.requeue)
+		rc = cb_db_assign_requeue_agent(db, id, ev, NULL);
+	if (rc == CB_OK)
+		rc = write_row(db, id, in, &row.st, &after);
+	if (rc == CB_OK)
+		rc = after_write(db, id, &row.st, &after, &plan, ev);
+	return rc;
+}
+
+int
+cb_db_user_deactivate(struct cb_db *db, long long id, struct cb_events *ev)
+{
+	unsigned role;
+	int is_active;
+	int rc = cb_db_user_facts(db, id, &role, &is_active);
+
+	if (rc == CB_OK && !is_active)
+		rc = CB_ERR_NOTFOUND;
+	if (rc != CB_OK)
+		return rc;
+	if (role == CB_ROLE_AGENT)
+		rc = cb_db_agent_set_presence(db, id, "offline", 1, ev, NULL, NULL);
+	else
+		rc = cb_db_exec(db, "UPDATE users SET is_active = FALSE, updated_at = NOW(3) WHERE id = ?",
+		    "i", id);
+	if (rc == CB_OK)
+		rc = cb_db_sessions_revoke_user(db, id);
+	return rc;
+}
+
+int
+cb_db_user_heartbeat(struct cb_db *db, long long id)
+{
+	int rc = cb_db_exec(db, "UPDATE users SET last_seen_at = NOW(3) WHERE id = ? AND is_active", "i",
+	    id);
+
+	if (rc == CB_OK && cb_db_affected(db) != 1)
+		rc = CB_ERR_NOTFOUND;
 	return rc;
 }

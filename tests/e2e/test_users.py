@@ -1,0 +1,566 @@
+"""Contract section 5: users and agent presence - create/read/update/delete with
+validation, filters and paging, self-service and mass assignment, department
+moves, deactivation and reactivation, derived status, the available-agents
+list, heartbeats; and that no response carries a password or hash. The role
+matrix of these endpoints is in test_roles_directory.py.
+"""
+
+import datetime
+import time
+
+import pytest
+
+from dirhelp import PASSWORD, USER_FIELDS, assert_error, directory, parse_time, uid  # noqa: F401
+
+
+def ids(items):
+    return [u["id"] for u in items]
+
+
+def login(api, username, password):
+    """Logs in, waiting out the rate limit of 10 attempts a minute (contract 3) if need be."""
+    deadline = time.monotonic() + 70
+    while True:
+        r = api.post("/api/auth/login", json={"username": username, "password": password})
+        if r.status_code != 429 or time.monotonic() > deadline:
+            return r
+        time.sleep(5)
+
+
+def same_user(a, b):
+    """Equal but for last_seen_at, which any request of the user itself refreshes."""
+    drop = ("last_seen_at", "token")
+    return {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+
+
+def strip_token(user):
+    return {k: v for k, v in user.items() if k != "token"}
+
+
+# ---- create -----------------------------------------------------------------
+
+def test_create_agent_customer_and_admin(directory):
+    dept = directory.department()
+    agent = directory.user("agent", dept, token=False, email="a@example.com")
+    assert set(agent) == USER_FIELDS
+    assert agent["role"] == "agent" and agent["department_id"] == dept["id"]
+    assert agent["presence"] == "offline" and agent["status"] == "offline"
+    assert agent["max_chats"] == 5 and agent["active_chats"] == 0
+    assert agent["is_active"] is True and agent["last_seen_at"] is None
+    assert agent["email"] == "a@example.com"
+    assert directory.get_user(agent["id"]) == agent
+
+    customer = directory.user("customer", token=False)
+    assert customer["department_id"] is None and customer["email"] is None
+    assert customer["status"] is None and customer["presence"] is None
+    admin = directory.user("admin", token=False, max_chats=9)
+    assert admin["role"] == "admin" and admin["status"] is None and admin["max_chats"] == 9
+    assert directory.user("agent", dept, token=False, max_chats=100)["max_chats"] == 100
+    assert directory.user("agent", dept, token=False, max_chats=1)["max_chats"] == 1
+
+
+def test_created_user_can_log_in_with_the_password(directory):
+    user = directory.user("customer", token=False)
+    r = login(directory.api, user["username"], PASSWORD)
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["id"] == user["id"]
+
+
+def _create_cases():
+    good = {"password": PASSWORD, "full_name": "Val Idation", "role": "customer"}
+    agent = {**good, "role": "agent"}
+    return [
+        ({**good, "username": "ab"}, "username"),
+        ({**good, "username": "u" * 51}, "username"),
+        ({**good, "username": "has space"}, "username"),
+        ({**good, "username": "bad/char"}, "username"),
+        ({**good, "username": 12345}, "username"),
+        ({**good, "username": None}, "username"),
+        (good, "username"),
+        ({**good, "password": "short12"}, "password"),
+        ({**good, "password": 12345678}, "password"),
+        ({k: v for k, v in good.items() if k != "password"}, "password"),
+        ({k: v for k, v in good.items() if k != "full_name"}, "full_name"),
+        ({**good, "full_name": ""}, "full_name"),
+        ({**good, "full_name": "   "}, "full_name"),
+        ({**good, "full_name": "f" * 101}, "full_name"),
+        ({k: v for k, v in good.items() if k != "role"}, "role"),
+        ({**good, "role": "root"}, "role"),
+        ({**good, "role": "Agent"}, "role"),
+        ({**good, "email": "not-an-email"}, "email"),
+        ({**good, "email": 5}, "email"),
+        ({**good, "max_chats": 0}, "max_chats"),
+        ({**good, "max_chats": 101}, "max_chats"),
+        ({**good, "max_chats": "5"}, "max_chats"),
+        ({**good, "max_chats": 5.5}, "max_chats"),
+        ({**good, "max_chats": True}, "max_chats"),
+        (agent, "department_id"),
+        ({**agent, "department_id": None}, "department_id"),
+        ({**agent, "department_id": "1"}, "department_id"),
+        ({**agent, "department_id": 0}, "department_id"),
+        ({**agent, "department_id": 999999999}, "department_id"),
+        ({**good, "department_id": 1}, "department_id"),
+        ({**good, "role": "admin", "department_id": 1}, "department_id"),
+    ]
+
+
+@pytest.mark.parametrize("body, field", _create_cases())
+def test_create_validation(directory, body, field):
+    api = directory.api
+    body = dict(body)
+    if field != "username":
+        body.setdefault("username", "v_" + uid())
+    before = int(api.get("/api/users/?limit=1", token=directory.admin).headers["X-Total-Count"])
+    assert_error(api.post("/api/users/", token=directory.admin, json=body), 422, "validation_error", field)
+    after = int(api.get("/api/users/?limit=1", token=directory.admin).headers["X-Total-Count"])
+    assert after == before
+
+
+def test_agent_needs_a_live_active_department(directory):
+    api = directory.api
+    off = directory.department(is_active=False)
+    gone = directory.department()
+    assert api.delete(f"/api/departments/{gone['id']}", token=directory.admin).status_code == 204
+    for dept in (off, gone):
+        username = "ag_" + uid()
+        assert_error(api.post("/api/users/", token=directory.admin, json={
+            "username": username, "password": PASSWORD, "full_name": "X", "role": "agent",
+            "department_id": dept["id"]}), 422, "validation_error", "department_id")
+    assert directory.get_department(off["id"])["agent_count"] == 0
+
+
+def test_duplicate_username(directory):
+    api = directory.api
+    user = directory.user("customer", token=False)
+    r = api.post("/api/users/", token=directory.admin, json={
+        "username": user["username"], "password": PASSWORD, "full_name": "Other", "role": "customer"})
+    assert_error(r, 409, "duplicate")
+    other = directory.user("customer", token=False)
+    assert_error(api.put(f"/api/users/{other['id']}", token=directory.admin,
+                         json={"username": user["username"]}), 409, "duplicate")
+    assert directory.get_user(other["id"]) == other
+
+
+# ---- list -------------------------------------------------------------------
+
+def test_list_filters_and_paging(directory):
+    api = directory.api
+    dept = directory.department()
+    avail = directory.agent(dept, presence="available")
+    busy = directory.agent(dept, presence="busy")
+    off = directory.agent(dept)
+    gone = directory.agent(dept)
+    assert api.delete(f"/api/users/{gone['id']}", token=directory.admin).status_code == 204
+
+    mine = directory.list_all(f"/api/users/?department_id={dept['id']}")
+    assert ids(mine) == sorted([avail["id"], busy["id"], off["id"]])
+    by_status = {s: ids(directory.list_all(f"/api/users?department_id={dept['id']}&status={s}"))
+                 for s in ("available", "busy", "offline")}
+    assert by_status == {"available": [avail["id"]], "busy": [busy["id"]], "offline": [off["id"]]}
+    r = api.get(f"/api/users/?department_id={dept['id']}&role=agent&status=busy", token=directory.admin)
+    assert ids(r.json()) == [busy["id"]] and r.headers["X-Total-Count"] == "1"
+    assert directory.list_all(f"/api/users/?department_id={dept['id']}&role=admin") == []
+
+    everyone = directory.list_all("/api/users/")
+    assert ids(everyone) == sorted(ids(everyone))
+    assert gone["id"] not in ids(everyone)
+    assert all(u["is_active"] for u in everyone)
+    customers = directory.list_all("/api/users/?role=customer")
+    assert customers and all(u["role"] == "customer" for u in customers)
+
+    page = api.get("/api/users/?limit=2&offset=1", token=directory.admin)
+    assert ids(page.json()) == ids(everyone)[1:3]
+    assert int(page.headers["X-Total-Count"]) == len(everyone)
+    default = api.get("/api/users/", token=directory.admin)
+    assert len(default.json()) == min(50, len(everyone))
+    capped = api.get("/api/users/?limit=5000", token=directory.admin)
+    assert capped.status_code == 200 and len(capped.json()) == min(200, len(everyone))
+
+
+@pytest.mark.parametrize("query, name", [
+    ("role=root", "role"), ("status=away", "status"), ("department_id=abc", "department_id"),
+    ("department_id=0", "department_id"), ("limit=0", "limit"), ("offset=x", "offset"),
+])
+def test_list_rejects_malformed_queries(directory, query, name):
+    assert_error(directory.api.get(f"/api/users/?{query}", token=directory.admin), 400, "bad_request", name)
+
+
+def test_agents_list_staff_only(directory):
+    dept = directory.department()
+    agent = directory.agent(dept)
+    seen = directory.list_all("/api/users/", token=agent["token"])
+    assert agent["id"] in ids(seen)
+    assert seen and all(u["role"] in ("admin", "agent") for u in seen)
+    assert directory.list_all("/api/users/?role=customer", token=agent["token"]) == []
+
+
+# ---- read -------------------------------------------------------------------
+
+def test_read_visibility(directory):
+    api = directory.api
+    dept = directory.department()
+    agent = directory.agent(dept)
+    colleague = directory.agent(directory.department(), token=False)
+    customer = directory.customer()
+    other_customer = directory.customer()
+    admin = directory.admin
+
+    assert directory.ok(api.get(f"/api/users/{colleague['id']}", token=agent["token"]))["id"] == colleague["id"]
+    assert directory.ok(api.get(f"/api/users/{agent['id']}", token=agent["token"]))["id"] == agent["id"]
+    seeded_admin = directory.list_all("/api/users/?role=admin")[0]
+    assert directory.ok(api.get(f"/api/users/{seeded_admin['id']}", token=agent["token"]))["role"] == "admin"
+    assert_error(api.get(f"/api/users/{customer['id']}", token=agent["token"]), 403, "forbidden")
+
+    assert directory.ok(api.get(f"/api/users/{customer['id']}", token=customer["token"]))["id"] == customer["id"]
+    for target in (other_customer, agent, seeded_admin):
+        assert_error(api.get(f"/api/users/{target['id']}", token=customer["token"]), 404, "not_found")
+    assert_error(api.get("/api/users/999999999", token=admin), 404, "not_found")
+
+    # deactivated: admins still see it (to reactivate); nobody else does
+    assert api.delete(f"/api/users/{colleague['id']}", token=admin).status_code == 204
+    assert directory.get_user(colleague["id"])["is_active"] is False
+    assert_error(api.get(f"/api/users/{colleague['id']}", token=agent["token"]), 404, "not_found")
+
+
+def test_agent_reads_customers_of_visible_chats(directory):
+    api = directory.api
+    dept = directory.department()
+    agent = directory.agent(dept)
+    customer = directory.customer()
+    assert_error(api.get(f"/api/users/{customer['id']}", token=agent["token"]), 403, "forbidden")
+    directory.chat(customer, dept)
+    assert directory.ok(api.get(f"/api/users/{customer['id']}", token=agent["token"]))["id"] == customer["id"]
+    stranger = directory.agent(directory.department())
+    assert_error(api.get(f"/api/users/{customer['id']}", token=stranger["token"]), 403, "forbidden")
+
+
+# ---- update -----------------------------------------------------------------
+
+def test_admin_updates_every_field(directory):
+    api = directory.api
+    dept, dept2 = directory.department(), directory.department()
+    agent = directory.agent(dept, token=False)
+    new_name = "renamed_" + uid()
+    r = api.put(f"/api/users/{agent['id']}", token=directory.admin, json={
+        "username": new_name, "full_name": "New Name", "email": "new@example.com", "max_chats": 7,
+        "department_id": dept2["id"], "password": "another-secret"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["username"], got["full_name"], got["email"], got["max_chats"], got["department_id"]) == \
+        (new_name, "New Name", "new@example.com", 7, dept2["id"])
+    assert directory.get_user(agent["id"]) == got
+    assert directory.get_department(dept["id"])["agent_count"] == 0
+    assert directory.get_department(dept2["id"])["agent_count"] == 1
+    # email can be cleared
+    assert directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin,
+                                json={"email": None}))["email"] is None
+
+
+def test_role_changes_move_in_and_out_of_departments(directory):
+    api = directory.api
+    dept = directory.department()
+    agent = directory.agent(dept, presence="available", token=False)
+    # away from agent: leaves the department, presence no longer shown
+    got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"role": "customer"}))
+    assert got["role"] == "customer" and got["department_id"] is None and got["status"] is None
+    assert directory.get_department(dept["id"])["agent_count"] == 0
+    # into agent: needs a department
+    assert_error(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"role": "agent"}),
+                 422, "validation_error", "department_id")
+    got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin,
+                               json={"role": "agent", "department_id": dept["id"]}))
+    assert got["role"] == "agent" and got["presence"] == "offline" and got["status"] == "offline"
+    # an agent cannot lose its department, a customer cannot get one
+    assert_error(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"department_id": None}),
+                 422, "validation_error", "department_id")
+    customer = directory.user("customer", token=False)
+    assert_error(api.put(f"/api/users/{customer['id']}", token=directory.admin,
+                         json={"department_id": dept["id"]}), 422, "validation_error", "department_id")
+    assert directory.get_user(customer["id"]) == customer
+
+
+def _update_cases():
+    return [
+        ({"username": "x"}, "username"), ({"username": "no spaces"}, "username"),
+        ({"username": None}, "username"), ({"password": "short"}, "password"),
+        ({"password": None}, "password"), ({"full_name": ""}, "full_name"),
+        ({"full_name": " "}, "full_name"), ({"full_name": None}, "full_name"),
+        ({"role": "boss"}, "role"), ({"role": None}, "role"), ({"email": "@"}, "email"),
+        ({"max_chats": "5"}, "max_chats"), ({"max_chats": 0}, "max_chats"),
+        ({"max_chats": 101}, "max_chats"), ({"max_chats": None}, "max_chats"),
+        ({"is_active": "false"}, "is_active"), ({"department_id": "2"}, "department_id"),
+        ({"department_id": 999999999}, "department_id"),
+    ]
+
+
+@pytest.mark.parametrize("body, field", _update_cases())
+def test_update_validation_changes_nothing(directory, body, field):
+    dept = directory.department()
+    agent = directory.agent(dept, token=False)
+    assert_error(directory.api.put(f"/api/users/{agent['id']}", token=directory.admin, json=body),
+                 422, "validation_error", field)
+    assert directory.get_user(agent["id"]) == agent
+
+
+def test_moving_to_an_inactive_department_is_refused(directory):
+    dept, off = directory.department(), directory.department(is_active=False)
+    agent = directory.agent(dept, token=False)
+    assert_error(directory.api.put(f"/api/users/{agent['id']}", token=directory.admin,
+                                   json={"department_id": off["id"]}), 422, "validation_error", "department_id")
+    assert directory.get_user(agent["id"]) == agent
+
+
+def test_self_service_fields(directory):
+    api = directory.api
+    agent = directory.agent(directory.department())
+    customer = directory.customer()
+    for user in (agent, customer):
+        r = api.put(f"/api/users/{user['id']}", token=user["token"],
+                    json={"full_name": "Self Made", "email": "self@example.com", "password": "self-service-pw"})
+        assert r.status_code == 200, r.text
+        assert r.json()["full_name"] == "Self Made" and r.json()["email"] == "self@example.com"
+        assert_error(api.put(f"/api/users/{user['id']}", token=user["token"], json={"full_name": ""}),
+                     422, "validation_error", "full_name")
+    # the new password works
+    r = login(api, agent["username"], "self-service-pw")
+    assert r.status_code == 200, r.text
+
+
+MASS_ASSIGNMENT = [
+    {"role": "admin"}, {"department_id": None}, {"max_chats": 100}, {"is_active": True},
+    {"username": "taken_" + uid()}, {"full_name": "Sneaky", "role": "admin"},
+]
+
+
+@pytest.mark.parametrize("body", MASS_ASSIGNMENT)
+@pytest.mark.parametrize("who", ["agent", "customer"])
+def test_mass_assignment_is_forbidden_and_changes_nothing(directory, who, body):
+    api = directory.api
+    dept, other = directory.department(), directory.department()
+    user = directory.agent(dept) if who == "agent" else directory.customer()
+    if "department_id" in body:
+        body = {"department_id": other["id"]}
+    before = directory.get_user(user["id"])
+    assert_error(api.put(f"/api/users/{user['id']}", token=user["token"], json=body), 403, "forbidden",
+                 next(k for k in body if k != "full_name"))
+    assert same_user(directory.get_user(user["id"]), before)
+    assert directory.ok(api.get("/api/auth/me", token=user["token"]))["role"] == before["role"]
+
+
+def test_non_admin_cannot_update_others(directory):
+    api = directory.api
+    agent = directory.agent(directory.department())
+    target = directory.agent(directory.department(), token=False)
+    customer = directory.customer()
+    assert_error(api.put(f"/api/users/{target['id']}", token=agent["token"], json={"full_name": "X"}),
+                 403, "forbidden")
+    assert_error(api.put(f"/api/users/{target['id']}", token=customer["token"], json={"full_name": "X"}),
+                 404, "not_found")
+    assert directory.get_user(target["id"]) == strip_token(target)
+
+
+def test_admin_cannot_demote_or_deactivate_itself(directory):
+    api = directory.api
+    me = directory.user("admin")
+    for body in ({"role": "agent"}, {"is_active": False}):
+        assert_error(api.put(f"/api/users/{me['id']}", token=me["token"], json=body), 409, "conflict")
+    assert_error(api.delete(f"/api/users/{me['id']}", token=me["token"]), 409, "conflict")
+    after = directory.get_user(me["id"])
+    assert after["role"] == "admin" and after["is_active"] is True
+    assert directory.ok(api.put(f"/api/users/{me['id']}", token=me["token"],
+                                json={"full_name": "Still Admin"}))["full_name"] == "Still Admin"
+
+
+# ---- delete / reactivate ------------------------------------------------------
+
+def test_delete_deactivates_revokes_and_hides(directory):
+    api = directory.api
+    dept = directory.department()
+    agent = directory.agent(dept, presence="available")
+    assert directory.ok(api.get("/api/auth/me", token=agent["token"]))["id"] == agent["id"]
+    r = api.delete(f"/api/users/{agent['id']}", token=directory.admin)
+    assert r.status_code == 204 and r.text == ""
+    assert_error(api.get("/api/auth/me", token=agent["token"]), 401, "unauthorized")
+    got = directory.get_user(agent["id"])
+    assert got["is_active"] is False and got["presence"] == "offline" and got["status"] == "offline"
+    assert agent["id"] not in ids(directory.list_all("/api/users/"))
+    assert agent["id"] not in ids(api.get(f"/api/users/agents/available?department_id={dept['id']}",
+                                          token=directory.admin).json())
+    assert directory.get_department(dept["id"])["agent_count"] == 0
+    assert_error(api.delete(f"/api/users/{agent['id']}", token=directory.admin), 404, "not_found")
+    assert_error(api.delete("/api/users/999999999", token=directory.admin), 404, "not_found")
+
+    # reactivation by PUT brings it back, offline
+    got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"is_active": True}))
+    assert got["is_active"] is True and got["presence"] == "offline"
+    assert agent["id"] in ids(directory.list_all(f"/api/users/?department_id={dept['id']}"))
+
+
+def test_reactivation_needs_a_live_department(directory):
+    api = directory.api
+    dept = directory.department()
+    agent = directory.agent(dept, token=False)
+    assert api.delete(f"/api/users/{agent['id']}", token=directory.admin).status_code == 204
+    assert api.delete(f"/api/departments/{dept['id']}", token=directory.admin).status_code == 204
+    assert_error(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"is_active": True}),
+                 422, "validation_error", "department_id")
+    assert directory.get_user(agent["id"])["is_active"] is False
+    new = directory.department()
+    got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin,
+                               json={"is_active": True, "department_id": new["id"]}))
+    assert got["is_active"] is True and got["department_id"] == new["id"]
+
+
+def test_deactivation_by_put_revokes_too(directory):
+    api = directory.api
+    customer = directory.user("customer")
+    got = directory.ok(api.put(f"/api/users/{customer['id']}", token=directory.admin, json={"is_active": False}))
+    assert got["is_active"] is False
+    assert_error(api.get("/api/auth/me", token=customer["token"]), 401, "unauthorized")
+
+
+# ---- presence ------------------------------------------------------------------
+
+def test_presence_and_derived_status(directory):
+    api = directory.api
+    dept = directory.department()
+    agent = directory.agent(dept)
+    for presence in ("available", "busy", "offline", "available"):
+        r = api.put(f"/api/users/{agent['id']}/status", token=agent["token"], json={"status": presence})
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert set(got) == USER_FIELDS
+        assert got["presence"] == presence and got["status"] == presence
+        assert directory.get_user(agent["id"])["status"] == presence
+    # the admin may set it too
+    assert directory.presence(agent, "busy")["status"] == "busy"
+
+
+@pytest.mark.parametrize("body", [{}, {"status": "away"}, {"status": 1}, {"status": None},
+                                  {"status": "Available"}])
+def test_presence_validation(directory, body):
+    agent = directory.agent(directory.department(), presence="busy")
+    assert_error(directory.api.put(f"/api/users/{agent['id']}/status", token=agent["token"], json=body),
+                 422, "validation_error", "status")
+    assert directory.get_user(agent["id"])["presence"] == "busy"
+
+
+def test_presence_targets(directory):
+    api = directory.api
+    agent = directory.agent(directory.department())
+    other = directory.agent(directory.department(), token=False)
+    customer = directory.user("customer")
+    assert_error(api.put(f"/api/users/{other['id']}/status", token=agent["token"],
+                         json={"status": "available"}), 403, "forbidden")
+    assert directory.get_user(other["id"])["presence"] == "offline"
+    # only active agents have a presence
+    for target in (customer["id"], directory.user("admin", token=False)["id"], 999999999):
+        assert_error(api.put(f"/api/users/{target}/status", token=directory.admin,
+                             json={"status": "available"}), 404, "not_found")
+    assert api.delete(f"/api/users/{other['id']}", token=directory.admin).status_code == 204
+    assert_error(api.put(f"/api/users/{other['id']}/status", token=directory.admin,
+                         json={"status": "available"}), 404, "not_found")
+    assert directory.get_user(other["id"])["presence"] == "offline"
+
+
+def test_agents_available_list(directory):
+    api = directory.api
+    dept, dept2 = directory.department(), directory.department()
+    a = directory.agent(dept, presence="available")
+    directory.agent(dept, presence="busy")
+    directory.agent(dept)
+    c = directory.agent(dept2, presence="available")
+    r = api.get(f"/api/users/agents/available?department_id={dept['id']}", token=a["token"])
+    assert r.status_code == 200
+    assert ids(r.json()) == [a["id"]] and r.headers["X-Total-Count"] == "1"
+    everywhere = ids(directory.list_all("/api/users/agents/available"))
+    assert a["id"] in everywhere and c["id"] in everywhere
+    assert all(u["status"] == "available" for u in api.get("/api/users/agents/available?limit=200",
+                                                            token=directory.admin).json())
+    directory.presence(a, "offline")
+    assert api.get(f"/api/users/agents/available?department_id={dept['id']}", token=a["token"]).json() == []
+    assert_error(api.get("/api/users/agents/available?department_id=x", token=a["token"]), 400,
+                 "bad_request", "department_id")
+
+
+def test_busy_at_capacity_and_available_again(directory):
+    api = directory.api
+    dept = directory.department()
+    agent = directory.agent(dept, presence="available", max_chats=1)
+    chat = directory.chat(directory.customer(), dept)
+    got = directory.get_user(agent["id"])
+    assert got["active_chats"] == 1 and got["presence"] == "available" and got["status"] == "busy"
+    assert agent["id"] not in ids(api.get(f"/api/users/agents/available?department_id={dept['id']}",
+                                          token=directory.admin).json())
+    assert directory.get_department(dept["id"])["available_agents"] == 0
+    # raising max_chats frees it (and drains the queue: a waiting chat is taken at once)
+    waiting = directory.chat(directory.customer(), dept)
+    assert waiting["status"] == "waiting"
+    got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"max_chats": 3}))
+    assert got["active_chats"] == 2 and got["status"] == "available"
+    directory.close_chat(chat)
+    assert directory.get_user(agent["id"])["active_chats"] == 1
+
+
+def test_moving_an_agent_requeues_its_chats(directory):
+    api = directory.api
+    dept, dept2 = directory.department(), directory.department()
+    agent = directory.agent(dept, presence="available")
+    chat = directory.chat(directory.customer(), dept)
+    assert chat["agent_id"] == agent["id"]
+    got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin,
+                               json={"department_id": dept2["id"]}))
+    assert got["department_id"] == dept2["id"] and got["active_chats"] == 0
+    back = directory.ok(api.get(f"/api/chats/{chat['id']}", token=directory.admin))
+    assert back["status"] == "waiting" and back["agent_id"] is None and back["department_id"] == dept["id"]
+    # the agent is available in its new department
+    assert directory.get_department(dept2["id"])["available_agents"] == 1
+
+
+def test_deactivating_an_agent_requeues_its_chats(directory):
+    api = directory.api
+    dept = directory.department()
+    agent = directory.agent(dept, presence="available")
+    colleague = directory.agent(dept, presence="busy")
+    chat = directory.chat(directory.customer(), dept)
+    assert chat["agent_id"] == agent["id"]
+    directory.presence(colleague, "available")
+    assert api.delete(f"/api/users/{agent['id']}", token=directory.admin).status_code == 204
+    moved = directory.ok(api.get(f"/api/chats/{chat['id']}", token=directory.admin))
+    assert moved["status"] == "active" and moved["agent_id"] == colleague["id"]
+
+
+# ---- heartbeat -----------------------------------------------------------------
+
+def test_heartbeat_refreshes_last_seen(directory):
+    api = directory.api
+    agent = directory.agent(directory.department())
+    assert directory.get_user(agent["id"])["last_seen_at"] is None
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+    r = api.post(f"/api/users/{agent['id']}/heartbeat", token=agent["token"])
+    assert r.status_code == 204 and r.text == ""
+    first = parse_time(directory.get_user(agent["id"])["last_seen_at"])
+    assert start < first < start + datetime.timedelta(seconds=65)
+    time.sleep(0.05)
+    assert api.post(f"/api/users/{agent['id']}/heartbeat/", token=directory.admin).status_code == 204
+    second = parse_time(directory.get_user(agent["id"])["last_seen_at"])
+    assert second > first
+
+
+def test_heartbeat_targets(directory):
+    api = directory.api
+    agent = directory.agent(directory.department())
+    other = directory.agent(directory.department(), token=False)
+    customer = directory.customer()
+    assert_error(api.post(f"/api/users/{other['id']}/heartbeat", token=agent["token"]), 403, "forbidden")
+    assert_error(api.post(f"/api/users/{customer['id']}/heartbeat", token=customer["token"]), 403, "forbidden")
+    assert directory.get_user(other["id"])["last_seen_at"] is None
+    assert_error(api.post("/api/users/999999999/heartbeat", token=directory.admin), 404, "not_found")
+
+
+def test_no_response_leaks_a_secret(directory):
+    """Every response of these tests went through CheckedApi; this one makes sure it checks."""
+    directory.user("agent", directory.department(), token=False)
+    assert directory.api.seen >= 2
+    r = directory.api.api.get("/api/users/?limit=200", token=directory.admin)
+    assert "$argon2" not in r.text and "password" not in r.text
