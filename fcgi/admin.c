@@ -9,9 +9,11 @@
 
 #include "auth.h"
 #include "config.h"
+#include "db-reassign.h"
 #include "db-sessions.h"
 #include "db.h"
 #include "migrate.h"
+#include "publish.h"
 #include "util.h"
 
 static void
@@ -21,7 +23,9 @@ usage(void)
 	    "usage: carebot-admin [-c carebot.conf] COMMAND\n"
 	    "  migrate                 apply the pending schema migrations\n"
 	    "  seed                    load the sample data (idempotent)\n"
-	    "  token USERNAME [TTL]    print a fresh bearer token for an active user\n");
+	    "  token USERNAME [TTL]    print a fresh bearer token for an active user\n"
+	    "  reassign [--offline-after SECONDS]\n"
+	    "                          set silent agents offline, then assign waiting chats\n");
 	exit(2);
 }
 
@@ -52,6 +56,35 @@ token(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/*
+ * The cron sweep (contract 8): prints "assigned=N requeued=M timed_out=K".
+ * The work is in db-reassign.c, shared with anything else that needs it.
+ */
+static int
+reassign(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
+{
+	struct cb_reassign_counts counts = {0};
+	long long after = cfg->offline_after;
+	int rc;
+
+	if (argc == 2 && strcmp(argv[0], "--offline-after") == 0) {
+		if (cb_parse_int(argv[1], 1, 10LL * 365 * 86400, &after) != CB_OK)
+			usage();
+	} else if (argc == 1 && strncmp(argv[0], "--offline-after=", 16) == 0) {
+		if (cb_parse_int(argv[0] + 16, 1, 10LL * 365 * 86400, &after) != CB_OK)
+			usage();
+	} else if (argc != 0) {
+		usage();
+	}
+	if ((rc = cb_db_ensure(db)) != CB_OK)
+		return rc;
+	rc = cb_db_reassign(db, after, &counts);
+	if (rc == CB_OK)
+		printf("assigned=%d requeued=%d timed_out=%d\n", counts.assigned, counts.requeued,
+		    counts.timed_out);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -71,6 +104,8 @@ main(int argc, char **argv)
 		usage();
 	if (cb_config_load(&cfg, conf) != CB_OK || cb_auth_init() != CB_OK)
 		return 1;
+	/* Changes made here are published like the workers' (a failed publish is only logged). */
+	cb_publish_init(&cfg);
 	struct cb_db *db = cb_db_new(&cfg);
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		rc = cb_migrate(db, cfg.schema_dir);
@@ -78,11 +113,14 @@ main(int argc, char **argv)
 		rc = cb_seed(db);
 	else if (strcmp(argv[0], "token") == 0)
 		rc = token(db, &cfg, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "reassign") == 0)
+		rc = reassign(db, &cfg, argc - 1, argv + 1);
 	else
 		usage();
 	if (rc == CB_ERR_UNAVAILABLE)
 		fprintf(stderr, "carebot-admin: the database cannot be reached\n");
 	cb_db_free(db);
+	cb_publish_cleanup();
 	cb_config_free(&cfg);
 	return rc == CB_OK ? 0 : 1;
 }

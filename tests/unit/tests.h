@@ -8,6 +8,8 @@ Suite *cb_suite_config(void);
 Suite *cb_suite_events(void);
 Suite *cb_suite_json(void);
 Suite *cb_suite_logic_assign(void);
+Suite *cb_suite_logic_directory(void);
+Suite *cb_suite_logic_transfer(void);
 Suite *cb_suite_router(void);
 Suite *cb_suite_util(void);
 

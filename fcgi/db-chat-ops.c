@@ -1,0 +1,501 @@
+/* db-chat-ops.c - the chat endpoints' reads and writes; see db-chat-ops.h and db-assign.h. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db-assign.h"
+#include "db-chat-ops.h"
+#include "logic-transfer.h"
+#include "util.h"
+
+int
+cb_chat_access_check(const struct cb_user *who, const struct cb_chat_state *chat,
+    enum cb_chat_access access, struct cb_error *e)
+{
+	if (who->role == CB_ROLE_ADMIN)
+		return CB_OK;
+	if (who->role == CB_ROLE_CUSTOMER) {
+		if (chat->customer_id == who->id && access != CB_CHAT_TRANSFER)
+			return CB_OK;
+		if (chat->customer_id != who->id) {
+			cb_error_set(e, 404, "not_found", NULL, "no such chat");
+			return CB_ERR_REPLY;
+		}
+	} else if (who->role == CB_ROLE_AGENT) {
+		if (chat->agent_id == who->id)
+			return CB_OK;
+		if (access == CB_CHAT_READ && chat->department_id == who->department_id)
+			return CB_OK;
+	}
+	cb_error_set(e, 403, "forbidden", NULL,
+	    access == CB_CHAT_READ ? "this chat is not visible to you"
+				   : "only the assigned agent may do this");
+	return CB_ERR_REPLY;
+}
+
+static void
+state_from_row(const struct cb_res *res, struct cb_chat_state *out)
+{
+	memset(out, 0, sizeof *out);
+	out->id = cb_res_int(res, 0, "id");
+	out->customer_id = cb_res_int(res, 0, "customer_id");
+	out->department_id = cb_res_int(res, 0, "department_id");
+	out->agent_id = cb_res_int(res, 0, "agent_id");
+	snprintf(out->status, sizeof out->status, "%s", cb_res_str(res, 0, "status"));
+}
+
+int
+cb_db_chat_state(struct cb_db *db, long long id, struct cb_chat_state *out)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT id, customer_id, department_id, agent_id, status FROM chats WHERE id = ?", "i", id);
+
+	if (rc != CB_OK)
+		return rc;
+	if (res->nrows == 1)
+		state_from_row(res, out);
+	else
+		rc = CB_ERR_NOTFOUND;
+	cb_res_free(res);
+	return rc;
+}
+
+/* Visibility (contract 3), then the filters; 'I' binds 0 as NULL, which disables a filter. */
+#define LIST_WHERE                                                                       \
+	"WHERE (? OR c.customer_id = ? OR c.department_id = ? OR c.agent_id = ?) "           \
+	"AND (? IS NULL OR c.status = ?) AND (? IS NULL OR c.department_id = ?) "            \
+	"AND (? IS NULL OR c.agent_id = ?) AND (? IS NULL OR c.customer_id = ?) "
+#define LIST_ARGS(who, f)                                                                \
+	(long long)((who)->role == CB_ROLE_ADMIN),                                           \
+	    (who)->role == CB_ROLE_CUSTOMER ? (who)->id : 0,                                 \
+	    (who)->role == CB_ROLE_AGENT ? (who)->department_id : 0,                         \
+	    (who)->role == CB_ROLE_AGENT ? (who)->id : 0, (f)->status, (f)->status,           \
+	    (f)->department_id, (f)->department_id, (f)->agent_id, (f)->agent_id,            \
+	    (f)->customer_id, (f)->customer_id
+
+int
+cb_db_chats_list(struct cb_db *db, const struct cb_user *who, const struct cb_chat_filter *f,
+    long long limit, long long offset, json_object **out, long long *total)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM chats c " LIST_WHERE,
+	    "iIIIssIIIIII", LIST_ARGS(who, f));
+
+	*out = NULL;
+	if (rc != CB_OK)
+		return rc;
+	*total = cb_res_int(res, 0, "n");
+	cb_res_free(res);
+	rc = cb_db_query(db, &res,
+	    "SELECT " CB_CHAT_COLUMNS CB_CHAT_FROM LIST_WHERE "ORDER BY c.id DESC LIMIT ? OFFSET ?",
+	    "iIIIssIIIIIIii", LIST_ARGS(who, f), limit, offset);
+	if (rc != CB_OK)
+		return rc;
+	*out = json_object_new_array();
+	for (unsigned r = 0; r < res->nrows; r++)
+		json_object_array_add(*out, cb_db_chat_row_json(res, r));
+	cb_res_free(res);
+	return CB_OK;
+}
+
+int
+cb_db_chat_transfers_json(struct cb_db *db, long long chat_id, json_object **out)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT id, chat_id, from_department_id, to_department_id, from_agent_id, to_agent_id, "
+	    "reason, transferred_by, created_at FROM transfers WHERE chat_id = ? ORDER BY id",
+	    "i", chat_id);
+
+	*out = NULL;
+	if (rc != CB_OK)
+		return rc;
+	*out = cb_res_json_array(res);
+	cb_res_free(res);
+	return CB_OK;
+}
+
+int
+cb_db_messages_list(struct cb_db *db, long long chat_id, long long after_id, long long before_id,
+    long long limit, json_object **out, long long *total)
+{
+	struct cb_res *res;
+	long long below = before_id > 0 ? before_id : LLONG_MAX;
+	int rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", "i",
+	    chat_id);
+
+	*out = NULL;
+	if (rc != CB_OK)
+		return rc;
+	*total = cb_res_int(res, 0, "n");
+	cb_res_free(res);
+	if (after_id > 0)
+		rc = cb_db_query(db, &res,
+		    "SELECT " CB_MESSAGE_COLUMNS "FROM messages m WHERE m.chat_id = ? AND m.id > ? "
+		    "AND m.id < ? ORDER BY m.id LIMIT ?",
+		    "iiii", chat_id, after_id, below, limit);
+	else
+		rc = cb_db_query(db, &res,
+		    "SELECT * FROM (SELECT " CB_MESSAGE_COLUMNS "FROM messages m "
+		    "WHERE m.chat_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?) t ORDER BY t.id",
+		    "iii", chat_id, below, limit);
+	if (rc != CB_OK)
+		return rc;
+	*out = cb_res_json_array(res);
+	cb_res_free(res);
+	return CB_OK;
+}
+
+/*
+ * Queues a chat event carrying data (the chat object when NULL; otherwise
+ * data gets the chat object as "chat") to the chat, the given agent and the
+ * chat's department plus dept2. The agent is explicit: chat.transferred goes
+ * to the previous agent, not to the one who holds the chat now (contract 7).
+ */
+static int
+chat_event(struct cb_db *db, const char *type, long long chat_id, json_object *data,
+    long long agent, long long dept2, struct cb_events *ev)
+{
+	static const char *const kinds[] = {"chat", "agent", "department", "department"};
+	json_object *chat;
+	int rc = cb_db_chat_json(db, chat_id, &chat);
+
+	if (rc != CB_OK) {
+		json_object_put(data);
+		return rc;
+	}
+	long long ids[] = {chat_id, agent,
+	    json_object_get_int64(json_object_object_get(chat, "department_id")), dept2};
+	if (data != NULL) {
+		json_object_object_add(data, "chat", chat);
+		chat = data;
+	}
+	cb_events_add(ev, type, chat_id, chat, kinds, ids, CB_ARRAY_LEN(ids));
+	return CB_OK;
+}
+
+/* CB_OK if department id (locked by the caller) is live and active; else 422 department_id. */
+static int
+department_open(struct cb_db *db, long long id, struct cb_error *e)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT is_active FROM departments WHERE id = ? AND deleted_at IS NULL", "i", id);
+
+	if (rc != CB_OK)
+		return rc;
+	int open = res->nrows == 1 && cb_res_int(res, 0, "is_active");
+	cb_res_free(res);
+	if (open)
+		return CB_OK;
+	cb_error_set(e, 422, "validation_error", "department_id",
+	    "department_id must be an active department");
+	return CB_ERR_REPLY;
+}
+
+static int
+default_department(struct cb_db *db, long long *id, struct cb_error *e)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT id FROM departments WHERE is_default AND deleted_at IS NULL", "");
+
+	if (rc != CB_OK)
+		return rc;
+	*id = res->nrows ? cb_res_int(res, 0, "id") : 0;
+	cb_res_free(res);
+	if (*id > 0)
+		return CB_OK;
+	cb_error_set(e, 422, "validation_error", "department_id", "there is no default department");
+	return CB_ERR_REPLY;
+}
+
+/* CB_OK if id is an active customer; else 422 customer_id (only an admin can name another). */
+static int
+customer_active(struct cb_db *db, long long id, struct cb_error *e)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT id FROM users WHERE id = ? AND role = 'customer' AND is_active", "i", id);
+
+	if (rc != CB_OK)
+		return rc;
+	int ok = res->nrows == 1;
+	cb_res_free(res);
+	if (ok)
+		return CB_OK;
+	cb_error_set(e, 422, "validation_error", "customer_id", "customer_id must be an active customer");
+	return CB_ERR_REPLY;
+}
+
+/* Queues chat.waiting (chat and department) if the chat is still waiting. */
+static int
+waiting_event(struct cb_db *db, long long chat_id, struct cb_events *ev)
+{
+	struct cb_chat_state st;
+	int rc = cb_db_chat_state(db, chat_id, &st);
+
+	if (rc != CB_OK || strcmp(st.status, "waiting") != 0)
+		return rc;
+	return chat_event(db, "chat.waiting", chat_id, NULL, 0, 0, ev);
+}
+
+int
+cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, long long *id,
+    struct cb_events *ev, struct cb_error *e)
+{
+	long long dept = in->department_id;
+	int rc = CB_OK;
+
+	if ((rc = customer_active(db, in->customer_id, e)) != CB_OK)
+		return rc;
+	if (dept <= 0 && (rc = default_department(db, &dept, e)) != CB_OK)
+		return rc;
+	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK || (rc = department_open(db, dept, e)))
+		return rc;
+	rc = cb_db_exec(db,
+	    "INSERT INTO chats (customer_id, department_id, subject, status) VALUES (?, ?, ?, 'waiting')",
+	    "iis", in->customer_id, dept, in->subject);
+	if (rc != CB_OK)
+		return rc;
+	*id = cb_db_insert_id(db);
+	if ((rc = cb_db_chat_mutex(db, *id)) != CB_OK)
+		return rc;
+	/* The customer's words come first, before any "joined" message of the drain. */
+	if (in->message != NULL &&
+	    (rc = cb_db_message_insert(db, *id, in->customer_id, "customer", in->message, 0, ev, NULL)))
+		return rc;
+	if ((rc = cb_db_assign_drain(db, dept, ev, NULL)) != CB_OK)
+		return rc;
+	return waiting_event(db, *id, ev);
+}
+
+int
+cb_db_chat_post(struct cb_db *db, const struct cb_user *who, long long chat_id,
+    const char *content, struct cb_events *ev, json_object **msg, struct cb_error *e)
+{
+	struct cb_chat_state st;
+	/*
+	 * The chat's mutex is enough here: every change of a chat's status or
+	 * agent is made under it, so the state read below holds until we commit.
+	 * No department lock, so messages of one department do not queue up.
+	 */
+	int rc = cb_db_chat_mutex(db, chat_id);
+
+	if (rc == CB_OK)
+		rc = cb_db_chat_state(db, chat_id, &st);
+	if (rc == CB_OK)
+		rc = cb_chat_access_check(who, &st, CB_CHAT_WRITE, e);
+	if (rc != CB_OK)
+		return rc;
+	if (strcmp(st.status, "closed") == 0) {
+		cb_error_set(e, 409, "chat_closed", NULL, "the chat is closed");
+		return CB_ERR_REPLY;
+	}
+	return cb_db_message_insert(db, chat_id, who->id, cb_role_name(who->role), content, st.agent_id,
+	    ev, msg);
+}
+
+int
+cb_db_chat_close(struct cb_db *db, const struct cb_user *who, long long chat_id,
+    struct cb_events *ev, struct cb_error *e)
+{
+	struct cb_chat_state st;
+	int rc = cb_db_chat_lock(db, chat_id, &st);
+
+	if (rc == CB_OK)
+		rc = cb_chat_access_check(who, &st, CB_CHAT_WRITE, e);
+	if (rc != CB_OK)
+		return rc;
+	if (strcmp(st.status, "closed") == 0) {
+		cb_error_set(e, 409, "chat_closed", NULL, "the chat is already closed");
+		return CB_ERR_REPLY;
+	}
+	/* agent_id stays: the closed chat keeps who served it. */
+	rc = cb_db_exec(db,
+	    "UPDATE chats SET status = 'closed', closed_at = NOW(3), closed_by = ? WHERE id = ?", "ii",
+	    who->id, chat_id);
+	if (rc == CB_OK)
+		rc = chat_event(db, "chat.closed", chat_id, NULL, st.agent_id, 0, ev);
+	/* A waiting chat leaving the queue frees nobody; an active one frees its agent (6.2.5). */
+	if (rc == CB_OK && st.agent_id > 0)
+		rc = cb_db_assign_drain(db, st.department_id, ev, NULL);
+	if (rc == CB_OK && st.agent_id > 0)
+		rc = cb_db_agent_status_event(db, st.agent_id, ev);
+	return rc;
+}
+
+/*
+ * Locks the chat's department and the target department (ascending), then
+ * the chat. CB_ERR_RETRY if the chat moved department before we had it.
+ */
+static int
+transfer_lock(struct cb_db *db, long long chat_id, long long target, struct cb_chat_state *st)
+{
+	struct cb_res *res;
+	int rc = cb_db_chat_state(db, chat_id, st);
+
+	if (rc != CB_OK)
+		return rc;
+	long long dept = st->department_id;
+	if ((rc = cb_db_lock_departments(db, dept, target)) != CB_OK ||
+	    (rc = cb_db_chat_mutex(db, chat_id)) != CB_OK)
+		return rc;
+	rc = cb_db_query(db, &res,
+	    "SELECT id, customer_id, department_id, agent_id, status FROM chats WHERE id = ? FOR UPDATE",
+	    "i", chat_id);
+	if (rc != CB_OK)
+		return rc;
+	state_from_row(res, st);
+	cb_res_free(res);
+	return st->department_id == dept ? CB_OK : CB_ERR_RETRY;
+}
+
+/* What the rules need to know about the target department and the named agent (locked). */
+static int
+transfer_facts(struct cb_db *db, const struct cb_chat_transfer *in, struct cb_transfer_dept *d,
+    struct cb_transfer_agent *a)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT is_active FROM departments WHERE id = ? AND deleted_at IS NULL", "i",
+	    in->department_id);
+
+	if (rc != CB_OK)
+		return rc;
+	memset(d, 0, sizeof *d);
+	d->id = in->department_id;
+	d->exists = res->nrows == 1;
+	d->is_active = d->exists && cb_res_int(res, 0, "is_active");
+	cb_res_free(res);
+	memset(a, 0, sizeof *a);
+	if ((a->id = in->agent_id) <= 0)
+		return CB_OK;
+	rc = cb_db_query(db, &res,
+	    "SELECT u.role, u.is_active, u.department_id, u.presence, u.max_chats, "
+	    "  (SELECT COUNT(*) FROM chats c WHERE c.agent_id = u.id AND c.status = 'active') AS active "
+	    "FROM users u WHERE u.id = ?",
+	    "i", in->agent_id);
+	if (rc != CB_OK)
+		return rc;
+	if ((a->exists = res->nrows == 1)) {
+		a->is_agent = strcmp(cb_res_str(res, 0, "role"), "agent") == 0;
+		a->is_active = (int)cb_res_int(res, 0, "is_active");
+		a->department_id = cb_res_int(res, 0, "department_id");
+		a->available = strcmp(cb_res_str(res, 0, "presence"), "available") == 0;
+		a->max_chats = (int)cb_res_int(res, 0, "max_chats");
+		a->active_chats = (int)cb_res_int(res, 0, "active");
+	}
+	cb_res_free(res);
+	return CB_OK;
+}
+
+/* The system message of 6.3.5, naming both departments and who moved the chat. */
+static int
+transfer_message(struct cb_db *db, const struct cb_user *who, long long chat_id, long long from,
+    long long to, const char *reason, struct cb_events *ev)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT (SELECT name FROM departments WHERE id = ?) AS f, "
+	    "(SELECT name FROM departments WHERE id = ?) AS t",
+	    "ii", from, to);
+
+	if (rc != CB_OK)
+		return rc;
+	const char *f = cb_res_str(res, 0, "f"), *t = cb_res_str(res, 0, "t");
+	size_t need = cb_logic_transfer_message(NULL, 0, f ? f : "", t ? t : "", who->full_name, reason);
+	char *text = xmalloc(need + 1);
+	cb_logic_transfer_message(text, need + 1, f ? f : "", t ? t : "", who->full_name, reason);
+	cb_res_free(res);
+	rc = cb_db_message_insert(db, chat_id, 0, "system", text, 0, ev, NULL);
+	free(text);
+	return rc;
+}
+
+/* Writes the Transfer record (to_agent_id: who holds the chat now) and queues chat.transferred. */
+static int
+transfer_record(struct cb_db *db, const struct cb_user *who, const struct cb_chat_state *before,
+    const struct cb_chat_transfer *in, struct cb_events *ev)
+{
+	struct cb_chat_state now;
+	struct cb_res *res;
+	int rc = cb_db_chat_state(db, before->id, &now);
+
+	if (rc == CB_OK)
+		rc = cb_db_exec(db,
+		    "INSERT INTO transfers (chat_id, from_department_id, to_department_id, from_agent_id, "
+		    "to_agent_id, reason, transferred_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		    "iiiIIsi", before->id, before->department_id, in->department_id, before->agent_id,
+		    now.agent_id, in->reason, who->id);
+	if (rc == CB_OK)
+		rc = cb_db_query(db, &res,
+		    "SELECT id, chat_id, from_department_id, to_department_id, from_agent_id, to_agent_id, "
+		    "reason, transferred_by, created_at FROM transfers WHERE id = ?",
+		    "i", cb_db_insert_id(db));
+	if (rc != CB_OK)
+		return rc;
+	json_object *data = json_object_new_object();
+	json_object_object_add(data, "transfer", cb_res_row_json(res, 0));
+	cb_res_free(res);
+	return chat_event(db, "chat.transferred", before->id, data, before->agent_id,
+	    before->department_id, ev);
+}
+
+static int
+transfer_refuse(enum cb_transfer_verdict v, struct cb_error *e)
+{
+	int status;
+	const char *code, *field, *message;
+
+	cb_logic_transfer_error(v, &status, &code, &field, &message);
+	cb_error_set(e, status, code, field, "%s", message);
+	return CB_ERR_REPLY;
+}
+
+int
+cb_db_chat_transfer(struct cb_db *db, const struct cb_user *who, long long chat_id,
+    const struct cb_chat_transfer *in, struct cb_events *ev, struct cb_error *e)
+{
+	struct cb_chat_state st;
+	struct cb_transfer_dept dept;
+	struct cb_transfer_agent agent;
+	int rc = transfer_lock(db, chat_id, in->department_id, &st);
+
+	if (rc == CB_OK)
+		rc = cb_chat_access_check(who, &st, CB_CHAT_TRANSFER, e);
+	if (rc == CB_OK)
+		rc = transfer_facts(db, in, &dept, &agent);
+	if (rc != CB_OK)
+		return rc;
+	struct cb_transfer_chat chat = {strcmp(st.status, "closed") == 0, st.department_id, st.agent_id};
+	enum cb_transfer_verdict v = cb_logic_transfer_check(&chat, &dept, &agent);
+	if (v != CB_TRANSFER_OK)
+		return transfer_refuse(v, e);
+	/* Into the target queue as a newcomer (6.3.4); the previous agent lets go (6.3.3). */
+	rc = cb_db_exec(db,
+	    "UPDATE chats SET department_id = ?, status = 'waiting', agent_id = NULL, "
+	    "assigned_at = NULL, queued_at = NOW(3) WHERE id = ?",
+	    "ii", in->department_id, chat_id);
+	if (rc == CB_OK)
+		rc = transfer_message(db, who, chat_id, st.department_id, in->department_id, in->reason, ev);
+	size_t transferred_at = ev->n;
+	if (rc == CB_OK)
+		rc = in->agent_id > 0 ? cb_db_assign_chat(db, chat_id, in->agent_id, ev)
+				      : cb_db_assign_drain(db, in->department_id, ev, NULL);
+	/*
+	 * The record needs to know who got the chat, but chat.transferred reports
+	 * the change that came first: it goes out before the assignment's events.
+	 */
+	if (rc == CB_OK)
+		rc = transfer_record(db, who, &st, in, ev);
+	if (rc == CB_OK)
+		cb_events_move_last(ev, transferred_at);
+	if (rc == CB_OK && st.agent_id > 0)
+		rc = cb_db_assign_drain(db, st.department_id, ev, NULL);
+	if (rc == CB_OK && st.agent_id > 0)
+		rc = cb_db_agent_status_event(db, st.agent_id, ev);
+	return rc;
+}

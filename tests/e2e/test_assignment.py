@@ -1,0 +1,362 @@
+"""Contract 6.2 (assignment), 6.3 (transfer), 6.4 (agents going offline) and
+the reassign sweep of section 8, one test per rule, each in its own fresh
+department with its own agents and guest customers."""
+
+import datetime
+
+import pytest
+
+from chathelp import World, assert_error, ok, reassign_counts
+
+
+@pytest.fixture
+def w(api, admin_token, token_for):
+    return World(api, admin_token, token_for)
+
+
+def ts(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---- 6.2.1 ----
+
+def test_no_department_goes_to_the_default(w, api):
+    default = [d for d in ok(api.get("/api/departments/", token=w.admin)) if d["is_default"]][0]
+    chat = w.chat(w.customer())
+    assert chat["department_id"] == default["id"]
+
+
+@pytest.mark.parametrize("which", ["unknown", "inactive", "deleted"])
+def test_unknown_inactive_or_deleted_department_is_422(w, api, which):
+    customer = w.customer()
+    if which == "unknown":
+        dept_id = 999999999
+    else:
+        dept_id = w.department()["id"]
+        if which == "inactive":
+            ok(api.put(f"/api/departments/{dept_id}", token=w.admin, json={"is_active": False}))
+        else:
+            ok(api.delete(f"/api/departments/{dept_id}", token=w.admin), 204)
+    r = api.post("/api/chats/", token=customer["token"], json={"department_id": dept_id, "message": "hi"})
+    assert_error(r, 422, "validation_error", "department_id")
+    assert ok(api.get("/api/chats/", token=customer["token"])) == []
+
+
+# ---- 6.2.2 / 6.2.3 ----
+
+def test_busy_or_offline_agents_are_not_eligible(w):
+    dept = w.department()
+    w.agent(dept["id"], presence="busy")
+    w.agent(dept["id"])  # offline
+    chat = w.chat(w.customer(), department_id=dept["id"])
+    assert chat["status"] == "waiting" and chat["agent_id"] is None
+    assert chat["queue_position"] == 1
+
+
+def test_least_loaded_agent_gets_the_chat(w):
+    dept = w.department()
+    a = w.agent(dept["id"], presence="available")
+    c1, c2 = (w.chat(w.customer(), department_id=dept["id"]) for _ in range(2))
+    assert c1["agent_id"] == a["id"] and c2["agent_id"] == a["id"]
+    b = w.agent(dept["id"], presence="available")
+    c3 = w.chat(w.customer(), department_id=dept["id"])
+    c4 = w.chat(w.customer(), department_id=dept["id"])
+    assert (c3["agent_id"], c4["agent_id"]) == (b["id"], b["id"])  # 0 < 2, then 1 < 2
+
+
+def test_tie_goes_to_the_oldest_last_assignment(w):
+    dept = w.department()
+    a = w.agent(dept["id"], presence="available")
+    b = w.agent(dept["id"], presence="available")
+    c1 = w.chat(w.customer(), department_id=dept["id"])  # a: lowest id, both never assigned
+    c2 = w.chat(w.customer(), department_id=dept["id"])  # b: fewer chats
+    assert (c1["agent_id"], c2["agent_id"]) == (a["id"], b["id"])
+    # Both hold one; a was assigned before b, so a is next.
+    assert w.chat(w.customer(), department_id=dept["id"])["agent_id"] == a["id"]
+    # Both hold two; b's last assignment (c2) is now the oldest.
+    assert w.chat(w.customer(), department_id=dept["id"])["agent_id"] == b["id"]
+
+
+def test_never_assigned_agent_comes_first(w):
+    dept = w.department()
+    a = w.agent(dept["id"], presence="available")
+    first = w.chat(w.customer(), department_id=dept["id"])
+    assert first["agent_id"] == a["id"]
+    w.close(first["id"])
+    b = w.agent(dept["id"], presence="available")  # higher id, never assigned
+    assert w.chat(w.customer(), department_id=dept["id"])["agent_id"] == b["id"]
+
+
+def test_then_the_lowest_id(w):
+    dept = w.department()
+    a = w.agent(dept["id"])
+    b = w.agent(dept["id"])
+    w.presence(b["id"], "available")
+    w.presence(a["id"], "available")
+    assert w.chat(w.customer(), department_id=dept["id"])["agent_id"] == min(a["id"], b["id"])
+
+
+# ---- 6.2.4 / capacity ----
+
+def test_capacity_is_never_exceeded_and_the_rest_queue_fifo(w):
+    dept = w.department()
+    a = w.agent(dept["id"], max_chats=2, presence="available")
+    chats = [w.chat(w.customer(), department_id=dept["id"]) for _ in range(4)]
+    assert [c["status"] for c in chats] == ["active", "active", "waiting", "waiting"]
+    assert [c["queue_position"] for c in chats[2:]] == [1, 2]
+    agent = w.user(a["id"])
+    assert agent["active_chats"] == 2 and agent["status"] == "busy"
+    assert [c["id"] for c in w.chats(department_id=dept["id"], status="waiting")] == \
+        [chats[3]["id"], chats[2]["id"]]  # lists are newest first
+
+
+def joined(w, chat_id, full_name):
+    return [m for m in w.messages(chat_id) if m["sender_role"] == "system"
+            and m["content"] == f"{full_name} joined the chat."]
+
+
+def test_assignment_adds_the_joined_message_after_the_customer_message(w):
+    dept = w.department()
+    a = w.agent(dept["id"], presence="available", full_name="Jo Joiner")
+    chat = w.chat(w.customer(), department_id=dept["id"], message="my printer is on fire")
+    msgs = w.messages(chat["id"])
+    assert [(m["sender_role"], m["content"]) for m in msgs] == [
+        ("customer", "my printer is on fire"), ("system", "Jo Joiner joined the chat.")]
+    assert msgs[1]["sender_id"] is None
+    assert chat["agent"] == {"id": a["id"], "full_name": "Jo Joiner"}
+
+
+# ---- 6.2.5: every trigger drains the queue oldest first ----
+
+def queue_of(w, dept_id, n):
+    return [w.chat(w.customer(), department_id=dept_id) for _ in range(n)]
+
+
+def test_drain_when_an_agent_becomes_available(w):
+    dept = w.department()
+    a = w.agent(dept["id"], max_chats=2)
+    chats = queue_of(w, dept["id"], 3)
+    w.presence(a["id"], "available")
+    got = [w.get_chat(c["id"]) for c in chats]
+    assert [c["agent_id"] for c in got] == [a["id"], a["id"], None]
+    assert got[2]["queue_position"] == 1
+
+
+def test_drain_when_a_chat_closes(w):
+    dept = w.department()
+    a = w.agent(dept["id"], max_chats=1, presence="available")
+    held, second, third = queue_of(w, dept["id"], 3)
+    ok(w.api.put(f"/api/chats/{held['id']}/close", token=a["token"]))
+    assert w.get_chat(second["id"])["agent_id"] == a["id"]
+    assert w.get_chat(third["id"])["status"] == "waiting"
+
+
+def test_drain_when_a_chat_is_transferred_away(w):
+    dept, other = w.department(), w.department()
+    a = w.agent(dept["id"], max_chats=1, presence="available")
+    held, waiting = queue_of(w, dept["id"], 2)
+    ok(w.api.post(f"/api/chats/{held['id']}/transfer", token=a["token"],
+                  json={"department_id": other["id"]}))
+    assert w.get_chat(waiting["id"])["agent_id"] == a["id"]
+
+
+def test_drain_when_max_chats_rises(w):
+    dept = w.department()
+    a = w.agent(dept["id"], max_chats=1, presence="available")
+    held, second, third = queue_of(w, dept["id"], 3)
+    ok(w.api.put(f"/api/users/{a['id']}", token=w.admin, json={"max_chats": 2}))
+    assert w.get_chat(second["id"])["agent_id"] == a["id"]
+    assert w.get_chat(third["id"])["status"] == "waiting"
+
+
+def test_drain_when_an_agent_joins_the_department(w):
+    dept, other = w.department(), w.department()
+    a = w.agent(other["id"], presence="available")
+    chats = queue_of(w, dept["id"], 2)
+    ok(w.api.put(f"/api/users/{a['id']}", token=w.admin, json={"department_id": dept["id"]}))
+    assert [w.get_chat(c["id"])["agent_id"] for c in chats] == [a["id"], a["id"]]
+
+
+def test_drain_when_the_department_is_reactivated(w, api):
+    # An inactive department's queue waits (the engine gives it no eligible
+    # agents); re-activation serves it at once, oldest first.
+    dept = w.department()
+    a = w.agent(dept["id"], max_chats=2)
+    chats = queue_of(w, dept["id"], 3)
+    ok(api.put(f"/api/departments/{dept['id']}", token=w.admin, json={"is_active": False}))
+    w.presence(a["id"], "available")
+    assert [w.get_chat(c["id"])["status"] for c in chats] == ["waiting"] * 3
+    ok(api.put(f"/api/departments/{dept['id']}", token=w.admin, json={"is_active": True}))
+    assert [w.get_chat(c["id"])["agent_id"] for c in chats] == [a["id"], a["id"], None]
+
+
+# ---- 6.3 transfer ----
+
+def test_transfer_to_a_department_assigns_there_by_load(w):
+    src, dst = w.department(), w.department()
+    a = w.agent(src["id"], presence="available", full_name="Ann Source")
+    b = w.agent(dst["id"], presence="available")
+    chat = w.chat(w.customer(), department_id=src["id"], message="hello")
+    r = ok(w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"],
+                      json={"department_id": dst["id"], "reason": "needs tech"}))
+    assert r["department_id"] == dst["id"] and r["agent_id"] == b["id"] and r["status"] == "active"
+    assert ts(r["queued_at"]) >= ts(chat["queued_at"])
+    full = w.get_chat(chat["id"])
+    (t,) = full["transfers"]
+    assert (t["from_department_id"], t["to_department_id"], t["from_agent_id"], t["to_agent_id"],
+            t["reason"], t["transferred_by"]) == (src["id"], dst["id"], a["id"], b["id"], "needs tech", a["id"])
+    msgs = [m["content"] for m in w.messages(chat["id"])]
+    text = f"Chat transferred from {src['name']} to {dst['name']} by Ann Source. Reason: needs tech"
+    assert msgs[0] == "hello" and text in msgs
+    assert msgs.index(text) < msgs.index(f"{b['full_name']} joined the chat.")
+    assert w.user(a["id"])["active_chats"] == 0
+
+
+def test_transfer_to_a_named_agent(w):
+    src, dst = w.department(), w.department()
+    a = w.agent(src["id"], presence="available")
+    loaded = w.agent(dst["id"], presence="available")
+    least = w.agent(dst["id"], presence="available")
+    w.chat(w.customer(), department_id=dst["id"])  # loaded (lower id) 1, least 0
+    least_load = w.user(least["id"])["active_chats"]
+    chat = w.chat(w.customer(), department_id=src["id"])
+    r = ok(w.api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin,
+                      json={"department_id": dst["id"], "agent_id": loaded["id"]}))
+    assert r["agent_id"] == loaded["id"]
+    assert w.user(least["id"])["active_chats"] == least_load
+    assert w.get_chat(chat["id"])["transfers"][0]["to_agent_id"] == loaded["id"]
+
+
+def test_transfer_within_the_department_needs_an_agent(w):
+    dept = w.department()
+    a = w.agent(dept["id"], presence="available")
+    b = w.agent(dept["id"], presence="available")
+    chat = w.chat(w.customer(), department_id=dept["id"])
+    assert chat["agent_id"] == a["id"]
+    r = w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"], json={"department_id": dept["id"]})
+    assert_error(r, 422, "validation_error", "department_id")
+    r = ok(w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"],
+                      json={"department_id": dept["id"], "agent_id": b["id"]}))
+    assert r["agent_id"] == b["id"]
+    assert w.user(a["id"])["active_chats"] == 0
+
+
+def test_transfer_to_an_empty_department_waits_with_a_new_queued_at(w):
+    src, dst = w.department(), w.department()
+    a = w.agent(src["id"], presence="available")
+    chat = w.chat(w.customer(), department_id=src["id"])
+    r = ok(w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"], json={"department_id": dst["id"]}))
+    assert r["status"] == "waiting" and r["agent_id"] is None and r["queue_position"] == 1
+    assert ts(r["queued_at"]) > ts(chat["queued_at"])
+    assert w.get_chat(chat["id"])["transfers"][0]["to_agent_id"] is None
+
+
+def snapshot(w, chat_id, *agents):
+    chat = w.get_chat(chat_id)
+    return chat, len(w.messages(chat_id)), [w.user(x["id"])["active_chats"] for x in agents]
+
+
+@pytest.mark.parametrize("case", ["busy", "offline", "full"])
+def test_agent_unavailable_changes_nothing(w, case):
+    src, dst = w.department(), w.department()
+    a = w.agent(src["id"], presence="available")
+    target = w.agent(dst["id"], max_chats=1, presence="available")
+    if case == "full":
+        w.chat(w.customer(), department_id=dst["id"])
+    else:
+        w.presence(target["id"], case)
+    chat = w.chat(w.customer(), department_id=src["id"])
+    before = snapshot(w, chat["id"], a, target)
+    r = w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"],
+                   json={"department_id": dst["id"], "agent_id": target["id"]})
+    assert_error(r, 409, "agent_unavailable")
+    assert snapshot(w, chat["id"], a, target) == before
+
+
+@pytest.mark.parametrize("case", ["other_department", "customer", "unknown"])
+def test_transfer_agent_must_be_an_agent_of_the_target(w, case):
+    src, dst = w.department(), w.department()
+    a = w.agent(src["id"], presence="available")
+    agent_id = {"other_department": lambda: w.agent(src["id"], presence="available")["id"],
+                "customer": lambda: w.customer()["id"], "unknown": lambda: 999999999}[case]()
+    chat = w.chat(w.customer(), department_id=src["id"])
+    before = snapshot(w, chat["id"], a)
+    r = w.api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin,
+                   json={"department_id": dst["id"], "agent_id": agent_id})
+    assert_error(r, 422, "validation_error", "agent_id")
+    assert snapshot(w, chat["id"], a) == before
+
+
+def test_transfer_errors_chat_closed_and_bad_department(w, api):
+    src = w.department()
+    inactive = w.department()
+    ok(api.put(f"/api/departments/{inactive['id']}", token=w.admin, json={"is_active": False}))
+    chat = w.chat(w.customer(), department_id=src["id"])
+    for dept_id in (inactive["id"], 999999999):
+        r = api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin, json={"department_id": dept_id})
+        assert_error(r, 422, "validation_error", "department_id")
+    assert w.get_chat(chat["id"])["transfers"] == []
+    w.close(chat["id"])
+    r = api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin, json={"department_id": w.department()["id"]})
+    assert_error(r, 409, "chat_closed")
+
+
+def test_previous_agent_is_released_and_served(w):
+    src, dst = w.department(), w.department()
+    a = w.agent(src["id"], max_chats=1, presence="available")
+    held, waiting = queue_of(w, src["id"], 2)
+    assert w.user(a["id"])["status"] == "busy"
+    ok(w.api.post(f"/api/chats/{held['id']}/transfer", token=a["token"], json={"department_id": dst["id"]}))
+    assert w.get_chat(waiting["id"])["agent_id"] == a["id"]
+    assert w.get_chat(held["id"])["agent_id"] is None
+
+
+def test_previous_agent_status_returns_to_available(w):
+    src, dst = w.department(), w.department()
+    a = w.agent(src["id"], max_chats=1, presence="available")
+    (held,) = queue_of(w, src["id"], 1)
+    assert w.user(a["id"])["status"] == "busy"
+    ok(w.api.post(f"/api/chats/{held['id']}/transfer", token=a["token"], json={"department_id": dst["id"]}))
+    assert w.user(a["id"])["status"] == "available"
+
+
+# ---- 6.4 ----
+
+def test_offline_requeues_at_the_front_keeping_queued_at(w):
+    dept = w.department()
+    a = w.agent(dept["id"], max_chats=1, presence="available", full_name="Lee Leaver")
+    held, later = queue_of(w, dept["id"], 2)
+    w.presence(a["id"], "offline")
+    back = w.get_chat(held["id"])
+    assert back["status"] == "waiting" and back["agent_id"] is None
+    assert back["queued_at"] == held["queued_at"] and back["queue_position"] == 1
+    assert w.get_chat(later["id"])["queue_position"] == 2
+    assert w.messages(held["id"])[-1]["content"] == "Lee Leaver left; you are back in the queue."
+    b = w.agent(dept["id"], max_chats=1, presence="available")
+    assert w.get_chat(held["id"])["agent_id"] == b["id"]
+    assert w.get_chat(later["id"])["status"] == "waiting"
+
+
+def test_reassign_times_out_silent_agents(w, api, admin_cli):
+    dept = w.department()
+    silent = w.agent(dept["id"], max_chats=1, presence="available")  # never seen: last_seen_at null
+    chat = w.chat(w.customer(), department_id=dept["id"])
+    assert chat["agent_id"] == silent["id"]
+    fresh = w.agent(dept["id"], max_chats=1)
+    ok(api.put(f"/api/users/{fresh['id']}/status", token=fresh["token"], json={"status": "busy"}))
+    assert api.post(f"/api/users/{fresh['id']}/heartbeat", token=fresh["token"]).status_code == 204
+    ok(api.put(f"/api/users/{fresh['id']}/status", token=fresh["token"], json={"status": "available"}))
+    counts = reassign_counts(admin_cli, "--offline-after", "3600")
+    assert counts["timed_out"] >= 1 and counts["requeued"] >= 1 and counts["assigned"] >= 1
+    assert w.user(silent["id"])["presence"] == "offline"
+    assert w.user(fresh["id"])["presence"] == "available"
+    assert w.get_chat(chat["id"])["agent_id"] == fresh["id"]
+    reassign_counts(admin_cli, "--offline-after", "3600")
+    assert w.user(fresh["id"])["presence"] == "available"  # seen within the hour: kept
+
+
+def test_reassign_prints_one_line_and_rejects_bad_options(admin_cli):
+    done = admin_cli("reassign")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1
+    assert admin_cli("reassign", "--offline-after", "soon").returncode != 0

@@ -1,0 +1,133 @@
+"""Contract 6.2.7 under load: chats created from 16 threads while agents
+toggle presence, chats close and `carebot-admin reassign` runs, then the
+invariants (capacity, one agent per chat, counts agree, no idle agent beside
+a waiting chat); and 200 messages posted at once into one chat."""
+
+import concurrent.futures
+import random
+import threading
+
+from chathelp import World, ok, reassign_counts
+
+AGENTS = 4
+MAX_CHATS = 2
+THREADS = 16
+CHATS_PER_THREAD = 4  # 64 chats
+
+
+def test_assignment_invariants_under_concurrency(api, admin_token, token_for, admin_cli):
+    w = World(api, admin_token, token_for)
+    dept = w.department()
+    agents = [w.agent(dept["id"], max_chats=MAX_CHATS, presence="available") for _ in range(AGENTS)]
+    customers = [w.customer() for _ in range(THREADS)]
+    done = threading.Event()
+    errors = []
+    created = []
+    toggles, sweeps = [], []
+
+    def customer_loop(cust):
+        rnd = random.Random(cust["id"])
+        for _ in range(CHATS_PER_THREAD):
+            r = api.post("/api/chats/", token=cust["token"],
+                         json={"department_id": dept["id"], "message": "help"})
+            if r.status_code != 201:
+                errors.append(r.text)
+                continue
+            chat = r.json()
+            created.append(chat["id"])
+            if rnd.random() < 0.5:
+                r = api.put(f"/api/chats/{chat['id']}/close", token=cust["token"])
+                # The agent may have closed it first: that is a 409 chat_closed, not a fault.
+                if r.status_code != 200 and not (r.status_code == 409 and "chat_closed" in r.text):
+                    errors.append(r.text)
+
+    def agent_loop(agent):
+        rnd = random.Random(agent["id"])
+        while not done.is_set():
+            status = rnd.choice(["available", "available", "busy", "offline"])
+            r = api.put(f"/api/users/{agent['id']}/status", token=agent["token"], json={"status": status})
+            if r.status_code != 200:
+                errors.append(r.text)
+            toggles.append(status)
+            # Agents also close some of their chats, so capacity comes and goes.
+            mine = api.get(f"/api/chats/?agent_id={agent['id']}&status=active", token=agent["token"]).json()
+            if mine and rnd.random() < 0.5:
+                r = api.put(f"/api/chats/{mine[0]['id']}/close", token=agent["token"])
+                if r.status_code not in (200, 409):
+                    errors.append(r.text)
+
+    def reassign_loop():
+        while not done.is_set():
+            sweeps.append(reassign_counts(admin_cli, "--offline-after", "3600"))
+
+    with concurrent.futures.ThreadPoolExecutor(THREADS + AGENTS + 2) as pool:
+        side = [pool.submit(agent_loop, a) for a in agents] + [pool.submit(reassign_loop) for _ in range(2)]
+        for f in [pool.submit(customer_loop, c) for c in customers]:
+            f.result()
+        done.set()
+        for f in side:
+            f.result()
+    assert not errors, errors[:5]
+    assert len(created) == THREADS * CHATS_PER_THREAD
+    assert sweeps and len(toggles) >= AGENTS  # the chaos did happen
+
+    # Everyone comes back: the waiting chats must now be served up to capacity.
+    for a in agents:
+        w.presence(a["id"], "available")
+    chats = w.chats(department_id=dept["id"], limit=200)
+    assert {c["id"] for c in chats} >= set(created)
+    waiting = [c for c in chats if c["status"] == "waiting"]
+    spare = 0
+    for a in agents:
+        user = w.user(a["id"])
+        held = w.chats(agent_id=a["id"], status="active", limit=200)
+        assert user["active_chats"] == len(held) <= MAX_CHATS, (user, held)
+        assert all(c["department_id"] == dept["id"] for c in held)
+        spare += MAX_CHATS - user["active_chats"]
+    assert not (waiting and spare), f"{len(waiting)} waiting while {spare} seats are free"
+    # FIFO: whatever still waits is younger than everything that was assigned after it queued.
+    positions = sorted(c["queue_position"] for c in waiting)
+    assert positions == list(range(1, len(waiting) + 1))
+
+    # One agent per chat, ever: each "joined" is followed by a "left" before the next "joined".
+    for c in chats:
+        held = 0
+        for m in w.messages(c["id"], limit=500):
+            if m["sender_role"] != "system":
+                continue
+            if m["content"].endswith(" joined the chat."):
+                held += 1
+            elif m["content"].endswith(" left; you are back in the queue."):
+                held -= 1
+            assert held in (0, 1), (c["id"], m)
+        assert held == {"active": 1, "waiting": 0}.get(c["status"], held), c
+
+
+def test_two_hundred_messages_at_once(api, admin_token, token_for):
+    w = World(api, admin_token, token_for)
+    dept = w.department()
+    agent = w.agent(dept["id"], presence="available")
+    cust = w.customer()
+    chat = w.chat(cust, department_id=dept["id"])
+    senders = [cust, agent, {"token": admin_token}, cust] * 2
+
+    def send(t):
+        ids = []
+        for i in range(25):
+            r = api.post(f"/api/chats/{chat['id']}/messages", token=senders[t]["token"],
+                         json={"content": f"t{t}-{i}"})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        return ids
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        per_thread = list(pool.map(send, range(8)))
+    for ids in per_thread:
+        assert ids == sorted(ids)
+    history = [m for m in w.messages(chat["id"], limit=500) if m["sender_role"] != "system"]
+    assert len(history) == 200
+    assert sorted(m["id"] for m in history) == sorted(i for ids in per_thread for i in ids)
+    assert {m["content"] for m in history} == {f"t{t}-{i}" for t in range(8) for i in range(25)}
+    for t, ids in enumerate(per_thread):
+        got = [m["content"] for m in history if m["content"].startswith(f"t{t}-")]
+        assert got == [f"t{t}-{i}" for i in range(25)]  # ascending ids keep each sender's order
