@@ -87,7 +87,10 @@ cb_db_assign_chat(struct cb_db *db, long long chat_id, long long agent_id, struc
 	return rc;
 }
 
-/* The department's eligible agents (rule 6.2.2 but for capacity, which the picker checks). */
+/*
+ * The department's eligible agents (rule 6.2.2 but for capacity, which the
+ * picker checks); none while the department is inactive.
+ */
 static int
 candidates(struct cb_db *db, long long dept, struct cb_candidate **out, size_t *n)
 {
@@ -96,8 +99,11 @@ candidates(struct cb_db *db, long long dept, struct cb_candidate **out, size_t *
 	    "SELECT u.id, u.max_chats, "
 	    "  (SELECT COUNT(*) FROM chats c WHERE c.agent_id = u.id AND c.status = 'active') AS active, "
 	    "  COALESCE(TIMESTAMPDIFF(MICROSECOND, '2000-01-01', u.last_assigned_at), 0) AS last_assigned "
-	    "FROM users u WHERE u.department_id = ? AND u.role = 'agent' AND u.is_active "
-	    "  AND u.presence = 'available' ORDER BY u.id",
+	    "FROM users u JOIN departments d ON d.id = u.department_id "
+	    "WHERE u.department_id = ? AND u.role = 'agent' AND u.is_active "
+	    "  AND u.presence = 'available' "
+	    /* An inactive department's queue waits until it is re-activated (6.2.5). */
+	    "  AND d.is_active AND d.deleted_at IS NULL ORDER BY u.id",
 	    "i", dept);
 
 	if (rc != CB_OK)

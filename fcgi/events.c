@@ -62,6 +62,16 @@ cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_ob
 }
 
 void
+cb_events_move_last(struct cb_events *ev, size_t pos)
+{
+	if (ev->n == 0 || pos >= ev->n - 1)
+		return;
+	struct cb_event last = ev->items[ev->n - 1];
+	memmove(&ev->items[pos + 1], &ev->items[pos], (ev->n - 1 - pos) * sizeof *ev->items);
+	ev->items[pos] = last;
+}
+
+void
 cb_events_publish(struct cb_events *ev)
 {
 	for (size_t i = 0; i < ev->n; i++)

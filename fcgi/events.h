@@ -26,6 +26,12 @@ struct cb_events {
  */
 void cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_object *data,
     const char *const *kinds, const long long *ids, size_t nchannels);
+/*
+ * Moves the last event to position pos, after the first pos events: for an
+ * event whose data is known only after later changes, but which must be
+ * published in the order of the change it reports.
+ */
+void cb_events_move_last(struct cb_events *ev, size_t pos);
 /* Publishes every event in order, then empties the list. */
 void cb_events_publish(struct cb_events *ev);
 void cb_events_clear(struct cb_events *ev);

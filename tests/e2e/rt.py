@@ -6,12 +6,13 @@ handshake; long-poll: it starts from the channel's oldest buffered message,
 so it needs no readiness at all).
 """
 
+import http.client
 import json
+import socket
 import threading
 import time
 import urllib.parse
 
-import requests
 import websocket
 
 
@@ -77,29 +78,37 @@ class Subscriber:
 
 
 class EventSource(Subscriber):
+    """EventSource over http.client, so close() can end a blocked read by
+    shutting the socket down (requests' close() waits for the reader)."""
     transport = "eventsource"
 
     def _run(self):
+        parts = urllib.parse.urlsplit(self.url)
         headers = dict(self.headers, Accept="text/event-stream")
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
         try:
-            self.resp = requests.get(self.url, headers=headers, stream=True, timeout=(5, 120))
-            self.status = self.resp.status_code
+            self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+            self.conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""), headers=headers)
+            self.sock = self.conn.sock  # getresponse() may forget it; close() needs it
+            resp = self.conn.getresponse()
+            self.status = resp.status
             if self.status != 200:
-                self.error_body = self.resp.text
+                self.error_body = resp.read().decode()
                 return
             msg_id, data = None, []
-            for raw in self.resp.iter_lines(decode_unicode=True):
-                if raw is None:
-                    continue
-                if raw.startswith(":"):
+            while True:
+                raw = resp.readline()
+                if not raw:
+                    break
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith(":"):
                     self.ready.set()
-                elif raw.startswith("id:"):
-                    msg_id = raw[3:].strip()
-                elif raw.startswith("data:"):
-                    data.append(raw[5:].lstrip())
-                elif raw == "" and data:
+                elif line.startswith("id:"):
+                    msg_id = line[3:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif line == "" and data:
                     self._add(msg_id, "\n".join(data))
                     msg_id, data = None, []
         except Exception:
@@ -110,9 +119,7 @@ class EventSource(Subscriber):
             self.done.set()
 
     def _close(self):
-        resp = getattr(self, "resp", None)
-        if resp is not None:
-            resp.close()
+        shutdown(getattr(self, "sock", None))
 
 
 class WebSocket(Subscriber):
@@ -131,7 +138,8 @@ class WebSocket(Subscriber):
                     self._add(None, text)
         except websocket.WebSocketBadStatusException as e:
             self.status = e.status_code
-            self.error_body = e.resp_body.decode() if e.resp_body else ""
+            body = getattr(e, "resp_body", None)
+            self.error_body = body.decode() if body else ""
         except Exception:
             if not self.stopping:
                 raise
@@ -151,25 +159,30 @@ class LongPoll(Subscriber):
     transport = "longpoll"
 
     def _run(self):
+        parts = urllib.parse.urlsplit(self.url)
+        target = parts.path + ("?" + parts.query if parts.query else "")
         # Second 1, not 0: Nchan reads time 0 as "no id" and would wait for
         # the next message instead of starting from the oldest buffered one.
         modified, etag = "Thu, 01 Jan 1970 00:00:01 GMT", "0"
         self.ready.set()
         try:
             while not self.stopping:
-                headers = dict(self.headers, **{"If-Modified-Since": modified, "If-None-Match": etag})
-                r = requests.get(self.url, headers=headers, timeout=(5, 30))
-                if self.status is None or r.status_code != 304:
-                    self.status = r.status_code
-                if r.status_code == 200:
-                    modified = r.headers.get("Last-Modified", modified)
-                    etag = r.headers.get("Etag", etag)
-                    self._add(f"{modified}:{etag}", r.text)
-                elif r.status_code in (304, 408):
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+                conn.request("GET", target, headers=dict(self.headers, **{
+                    "If-Modified-Since": modified, "If-None-Match": etag}))
+                self.sock = conn.sock
+                r = conn.getresponse()
+                body = r.read().decode()
+                conn.close()
+                if r.status == 304 or r.status == 408:
                     continue
-                else:
-                    self.error_body = r.text
+                self.status = r.status
+                if r.status != 200:
+                    self.error_body = body
                     return
+                modified = r.getheader("Last-Modified", modified)
+                etag = r.getheader("Etag", etag)
+                self._add(f"{modified}:{etag}", body)
         except Exception:
             if not self.stopping:
                 raise
@@ -177,7 +190,16 @@ class LongPoll(Subscriber):
             self.done.set()
 
     def _close(self):
-        pass
+        shutdown(getattr(self, "sock", None))
+
+
+def shutdown(sock):
+    """Ends a blocked read on sock from another thread."""
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 TRANSPORTS = {"eventsource": EventSource, "websocket": WebSocket, "longpoll": LongPoll}
@@ -188,7 +210,7 @@ def subscription_status(cls, base_url, channel, **auth):
     200 when accepted, 401/403 when refused, "held" for a long-poll request
     that is accepted and waiting for a message."""
     sub = cls(base_url, channel, **auth).start(wait=False)
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 1.5
     while sub.status is None and time.monotonic() < deadline:
         time.sleep(0.02)
     status = sub.status if sub.status is not None else "held"

@@ -17,7 +17,7 @@ from test_auth import assert_error
 
 
 def departments(api, token):
-    r = api.get("/api/departments/", token=token)
+    r = api.get("/api/departments/?limit=200", token=token)
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -60,6 +60,25 @@ START_TEST(no_channel_no_event_and_null_chat_id)
 }
 END_TEST
 
+START_TEST(move_last_keeps_the_rest_in_order)
+{
+	static const char *const kinds[] = {"chat"};
+	long long ids[] = {1};
+	struct cb_events ev = {0};
+	const char *types[] = {"a", "b", "c", "d"};
+
+	for (size_t i = 0; i < 4; i++)
+		cb_events_add(&ev, types[i], 1, json_object_new_object(), kinds, ids, 1);
+	cb_events_move_last(&ev, 1);
+	const char *want[] = {"\"a\"", "\"d\"", "\"b\"", "\"c\""};
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_ptr_nonnull(strstr(ev.items[i].json, want[i]));
+	cb_events_move_last(&ev, 3); /* already last: no change */
+	ck_assert_ptr_nonnull(strstr(ev.items[3].json, "\"c\""));
+	cb_events_clear(&ev);
+}
+END_TEST
+
 Suite *
 cb_suite_events(void)
 {
@@ -69,6 +88,7 @@ cb_suite_events(void)
 	tcase_add_test(tc, envelope_has_type_chat_at_data);
 	tcase_add_test(tc, missing_and_repeated_channels_are_dropped);
 	tcase_add_test(tc, no_channel_no_event_and_null_chat_id);
+	tcase_add_test(tc, move_last_keeps_the_rest_in_order);
 	suite_add_tcase(s, tc);
 	return s;
 }
