@@ -27,24 +27,31 @@ cb_db_departments_list(struct cb_db *db, int active_only, long long limit, long 
     json_object **out, long long *total)
 {
 	struct cb_res *res;
+	/* The total rides along (a window count, taken before LIMIT): one round trip. */
 	int rc = cb_db_query(db, &res,
-	    "SELECT COUNT(*) AS n " CB_DEPARTMENT_FROM "AND (d.is_active OR NOT ?)", "i",
-	    (long long)active_only);
+	    "SELECT " CB_DEPARTMENT_COLUMNS ", COUNT(*) OVER () AS _total " CB_DEPARTMENT_FROM
+	    "AND (d.is_active OR NOT ?) ORDER BY d.name, d.id LIMIT ? OFFSET ?",
+	    "iii", (long long)active_only, limit, offset);
 
 	*out = NULL;
 	if (rc != CB_OK)
 		return rc;
-	*total = cb_res_int(res, 0, "n");
-	cb_res_free(res);
-	rc = cb_db_query(db, &res,
-	    "SELECT " CB_DEPARTMENT_COLUMNS CB_DEPARTMENT_FROM "AND (d.is_active OR NOT ?) "
-	    "ORDER BY d.name, d.id LIMIT ? OFFSET ?",
-	    "iii", (long long)active_only, limit, offset);
-	if (rc != CB_OK)
-		return rc;
+	*total = res->nrows ? cb_res_int(res, 0, "_total") : 0;
 	*out = cb_res_json_array(res);
 	cb_res_free(res);
-	return CB_OK;
+	if (*total == 0 && offset > 0) {
+		/* A page past the end carries no total: count on its own. */
+		rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n " CB_DEPARTMENT_FROM "AND (d.is_active OR NOT ?)",
+		    "i", (long long)active_only);
+		if (rc == CB_OK)
+			*total = cb_res_int(res, 0, "n");
+		cb_res_free(res);
+	}
+	if (rc != CB_OK) {
+		json_object_put(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 /* The live department state an update or delete starts from, with its row locked. */
