@@ -35,16 +35,13 @@ int
 cb_db_chat_json(struct cb_db *db, long long id, json_object **out)
 {
 	struct cb_res *res;
-	int rc = cb_db_query(db, &res, "SELECT " CB_CHAT_COLUMNS CB_CHAT_FROM "WHERE c.id = ?", "i", id);
+	int rc = cb_db_query_one(db, &res, "SELECT " CB_CHAT_COLUMNS CB_CHAT_FROM "WHERE c.id = ?", "i", id);
 
 	*out = NULL;
-	if (rc != CB_OK)
-		return rc;
-	if (res->nrows == 1)
+	if (rc == CB_OK) {
 		*out = cb_db_chat_row_json(res, 0);
-	else
-		rc = CB_ERR_NOTFOUND;
-	cb_res_free(res);
+		cb_res_free(res);
+	}
 	return rc;
 }
 

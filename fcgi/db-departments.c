@@ -8,17 +8,14 @@ int
 cb_db_department_json(struct cb_db *db, long long id, json_object **out)
 {
 	struct cb_res *res;
-	int rc = cb_db_query(db, &res,
+	int rc = cb_db_query_one(db, &res,
 	    "SELECT " CB_DEPARTMENT_COLUMNS CB_DEPARTMENT_FROM "AND d.id = ?", "i", id);
 
 	*out = NULL;
-	if (rc != CB_OK)
-		return rc;
-	if (res->nrows == 1)
+	if (rc == CB_OK) {
 		*out = cb_res_row_json(res, 0);
-	else
-		rc = CB_ERR_NOTFOUND;
-	cb_res_free(res);
+		cb_res_free(res);
+	}
 	return rc;
 }
 

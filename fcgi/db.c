@@ -451,6 +451,26 @@ cb_db_query(struct cb_db *db, struct cb_res **out, const char *sql, const char *
 }
 
 int
+cb_db_query_one(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, ...)
+{
+	MYSQL_STMT *stmt;
+	va_list ap;
+
+	*out = NULL;
+	va_start(ap, types);
+	int rc = execute(db, &stmt, sql, types, ap);
+	va_end(ap);
+	if (rc == CB_OK)
+		rc = fetch_all(db, stmt, sql, out);
+	if (rc == CB_OK && (*out)->nrows == 0) {
+		cb_res_free(*out);
+		*out = NULL;
+		rc = CB_ERR_NOTFOUND;
+	}
+	return rc;
+}
+
+int
 cb_db_exec_script(struct cb_db *db, const char *sql)
 {
 	int rc = cb_db_ensure(db);

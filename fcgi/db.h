@@ -43,6 +43,8 @@ void cb_db_request_start(struct cb_db *db);
 
 int cb_db_exec(struct cb_db *db, const char *sql, const char *types, ...);
 int cb_db_query(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, ...);
+/* Like cb_db_query for a query of one row: CB_ERR_NOTFOUND (and no *out) when it returns none. */
+int cb_db_query_one(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, ...);
 long long cb_db_insert_id(struct cb_db *db);
 long long cb_db_affected(struct cb_db *db);
 /* Runs text SQL with several statements (migrations only; never user input). */
