@@ -26,9 +26,9 @@ int
 main(void)
 {
 	static const char reply[] = "Status: 200 OK\r\n"
-				    "Content-Type: application/json\r\n"
-				    "\r\n"
-				    "{\"status\":\"ok\"}\n";
+	                            "Content-Type: application/json\r\n"
+	                            "\r\n"
+	                            "{\"status\":\"ok\"}\n";
 	FCGX_Request req;
 	struct sigaction sa = {0};
 	char buf[4096];

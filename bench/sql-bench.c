@@ -70,8 +70,10 @@ connect_db(const struct opts *o)
 {
 	MYSQL *m = mysql_init(NULL);
 
-	if (m == NULL || !mysql_real_connect(m, NULL, o->user, o->password, o->db, 0, o->socket, 0)) {
-		fprintf(stderr, "sql-bench: connect: %s\n", m ? mysql_error(m) : "mysql_init failed");
+	if (m == NULL ||
+	    !mysql_real_connect(m, NULL, o->user, o->password, o->db, 0, o->socket, 0)) {
+		fprintf(
+		    stderr, "sql-bench: connect: %s\n", m ? mysql_error(m) : "mysql_init failed");
 		exit(1);
 	}
 	return m;
@@ -79,8 +81,8 @@ connect_db(const struct opts *o)
 
 /* The chats that are not closed (INSERT targets) and the range of message ids (SELECT keys). */
 static void
-load_targets(const struct opts *o, struct chat **chats, size_t *nchats, long long *min_id,
-    long long *max_id)
+load_targets(
+    const struct opts *o, struct chat **chats, size_t *nchats, long long *min_id, long long *max_id)
 {
 	MYSQL *m = connect_db(o);
 	MYSQL_RES *res;
@@ -126,7 +128,7 @@ run_insert(struct worker *w, MYSQL_STMT *st)
 {
 	const struct chat *c = &w->chats[rand_r(&w->seed) % w->nchats];
 	static const char content[] = "sql-bench: a customer message of typical length, about "
-				      "eighty characters long.";
+	                              "eighty characters long.";
 	unsigned long len = sizeof content - 1;
 	MYSQL_BIND b[3];
 
@@ -165,10 +167,11 @@ work(void *arg)
 {
 	struct worker *w = arg;
 	int insert = strcmp(w->o->mode, "insert") == 0;
-	const char *sql = insert ? "INSERT INTO messages (chat_id, sender_id, sender_role, content) "
-				   "VALUES (?, ?, 'customer', ?)"
-				 : "SELECT id, chat_id, sender_id, sender_role, content, created_at "
-				   "FROM messages WHERE id = ?";
+	const char *sql = insert
+	    ? "INSERT INTO messages (chat_id, sender_id, sender_role, content) "
+	      "VALUES (?, ?, 'customer', ?)"
+	    : "SELECT id, chat_id, sender_id, sender_role, content, created_at "
+	      "FROM messages WHERE id = ?";
 	MYSQL *m = connect_db(w->o);
 	MYSQL_STMT *st = mysql_stmt_init(m);
 	double t;
@@ -210,8 +213,9 @@ pct_ms(const uint32_t *v, size_t n, double p)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: sql-bench --socket S --user U --password P --db D "
-			"--mode insert|select --threads N --duration SECONDS\n");
+	fprintf(stderr,
+	    "usage: sql-bench --socket S --user U --password P --db D "
+	    "--mode insert|select --threads N --duration SECONDS\n");
 	exit(2);
 }
 
@@ -264,8 +268,13 @@ main(int argc, char **argv)
 	w = calloc((size_t)o.threads, sizeof *w);
 	start = now();
 	for (int i = 0; i < o.threads; i++) {
-		w[i] = (struct worker){.o = &o, .chats = chats, .nchats = nchats, .min_id = min_id,
-		    .max_id = max_id, .deadline = start + o.duration, .seed = 0x9e3779b9u * (i + 1)};
+		w[i] = (struct worker){.o = &o,
+		    .chats = chats,
+		    .nchats = nchats,
+		    .min_id = min_id,
+		    .max_id = max_id,
+		    .deadline = start + o.duration,
+		    .seed = 0x9e3779b9u * (i + 1)};
 		pthread_create(&w[i].tid, NULL, work, &w[i]);
 	}
 	for (int i = 0; i < o.threads; i++) {

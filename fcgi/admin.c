@@ -38,9 +38,11 @@ token(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
 	struct cb_res *res;
 	int rc;
 
-	if (argc < 1 || argc > 2 || (argc == 2 && cb_parse_int(argv[1], 60, 31 * 86400, &ttl) != CB_OK))
+	if (argc < 1 || argc > 2 ||
+	    (argc == 2 && cb_parse_int(argv[1], 60, 31 * 86400, &ttl) != CB_OK))
 		usage();
-	rc = cb_db_query(db, &res, "SELECT id FROM users WHERE username = ? AND is_active", "s", argv[0]);
+	rc = cb_db_query(
+	    db, &res, "SELECT id FROM users WHERE username = ? AND is_active", "s", argv[0]);
 	if (rc != CB_OK)
 		return rc;
 	if (res->nrows == 0) {

@@ -39,12 +39,14 @@ login(struct cb_request *req)
 	struct cb_res *res = NULL;
 	int rc;
 
-	if ((rc = cb_json_string(req->json, "username", CB_F_REQUIRED, 1, 255, &username, &req->error)) ||
-	    (rc = cb_json_string(req->json, "password", CB_F_REQUIRED, 1, CB_PASSWORD_MAX, &password,
-		 &req->error)))
+	if ((rc = cb_json_string(
+	         req->json, "username", CB_F_REQUIRED, 1, 255, &username, &req->error)) ||
+	    (rc = cb_json_string(
+	         req->json, "password", CB_F_REQUIRED, 1, CB_PASSWORD_MAX, &password, &req->error)))
 		return rc;
 	rc = cb_db_query(req->db, &res,
-	    "SELECT id, password_hash FROM users WHERE username = ? AND is_active", "s", username.s);
+	    "SELECT id, password_hash FROM users WHERE username = ? AND is_active", "s",
+	    username.s);
 	if (rc != CB_OK)
 		return rc;
 	const char *stored = res->nrows ? cb_res_str(res, 0, "password_hash") : NULL;
@@ -74,8 +76,8 @@ guest_insert(struct cb_db *db, void *arg)
 	sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
 	snprintf(username, sizeof username, "guest_%s", hex);
 	int rc = cb_db_exec(db,
-	    "INSERT INTO users (username, full_name, email, role) VALUES (?, ?, ?, 'customer')", "sss",
-	    username, g->full_name, g->email);
+	    "INSERT INTO users (username, full_name, email, role) VALUES (?, ?, ?, 'customer')",
+	    "sss", username, g->full_name, g->email);
 	g->user_id = cb_db_insert_id(db);
 	return rc;
 }
@@ -87,9 +89,10 @@ guest(struct cb_request *req)
 	struct guest g = {0};
 	int rc;
 
-	if ((rc = cb_json_string(req->json, "full_name", CB_F_REQUIRED | CB_F_NOTBLANK, 1, CB_NAME_MAX,
-		 &full_name, &req->error)) ||
-	    (rc = cb_json_string(req->json, "email", CB_F_NULLABLE, 0, CB_EMAIL_MAX, &email, &req->error)))
+	if ((rc = cb_json_string(req->json, "full_name", CB_F_REQUIRED | CB_F_NOTBLANK, 1,
+	         CB_NAME_MAX, &full_name, &req->error)) ||
+	    (rc = cb_json_string(
+	         req->json, "email", CB_F_NULLABLE, 0, CB_EMAIL_MAX, &email, &req->error)))
 		return rc;
 	if (email.s != NULL && !cb_valid_email(email.s))
 		return cb_invalid(req, "email", "email must be an e-mail address");
@@ -122,9 +125,9 @@ me(struct cb_request *req)
 }
 
 const struct cb_route cb_api_auth_routes[] = {
-	{"POST", "/api/auth/login", CB_ROLE_ANON, CB_ROUTE_BODY, login},
-	{"POST", "/api/auth/guest", CB_ROLE_ANON, CB_ROUTE_BODY, guest},
-	{"POST", "/api/auth/logout", CB_ROLE_USER, 0, logout},
-	{"GET", "/api/auth/me", CB_ROLE_USER, 0, me},
-	{NULL, NULL, 0, 0, NULL},
+    {"POST", "/api/auth/login", CB_ROLE_ANON, CB_ROUTE_BODY, login},
+    {"POST", "/api/auth/guest", CB_ROLE_ANON, CB_ROUTE_BODY, guest},
+    {"POST", "/api/auth/logout", CB_ROLE_USER, 0, logout},
+    {"GET", "/api/auth/me", CB_ROLE_USER, 0, me},
+    {NULL, NULL, 0, 0, NULL},
 };

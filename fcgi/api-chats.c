@@ -114,7 +114,7 @@ struct creation {
 	creation_cb make;
 	void *arg;
 	struct cb_idem idem;
-	int keyed;     /* the request carries an Idempotency-Key */
+	int keyed; /* the request carries an Idempotency-Key */
 	int duplicate; /* the key is taken: replay or conflict */
 	struct cb_events ev;
 	json_object *object;
@@ -213,17 +213,17 @@ create(struct cb_request *req)
 	struct cb_chat_new in = {0};
 	int rc;
 
-	if ((rc = cb_json_int(req->json, "department_id", CB_F_NULLABLE, 1, CB_ID_MAX, &dept,
-		 &req->error)) ||
-	    (rc = cb_json_string(req->json, "subject", CB_F_NULLABLE, 0, CB_SUBJECT_MAX, &subject,
-		 &req->error)) ||
-	    (rc = cb_json_string(req->json, "message", CB_F_NULLABLE | CB_F_NOTBLANK, 1, CB_CONTENT_MAX,
-		 &message, &req->error)))
+	if ((rc = cb_json_int(
+	         req->json, "department_id", CB_F_NULLABLE, 1, CB_ID_MAX, &dept, &req->error)) ||
+	    (rc = cb_json_string(
+	         req->json, "subject", CB_F_NULLABLE, 0, CB_SUBJECT_MAX, &subject, &req->error)) ||
+	    (rc = cb_json_string(req->json, "message", CB_F_NULLABLE | CB_F_NOTBLANK, 1,
+	         CB_CONTENT_MAX, &message, &req->error)))
 		return rc;
 	/* An admin opens a chat on a customer's behalf; a customer always for itself. */
 	if (req->user.role == CB_ROLE_ADMIN) {
-		if ((rc = cb_json_int(req->json, "customer_id", CB_F_REQUIRED, 1, CB_ID_MAX, &customer,
-			 &req->error)))
+		if ((rc = cb_json_int(req->json, "customer_id", CB_F_REQUIRED, 1, CB_ID_MAX,
+		         &customer, &req->error)))
 			return rc;
 		in.customer_id = customer.i;
 	} else {
@@ -238,8 +238,8 @@ create(struct cb_request *req)
 static int
 make_message(struct cb_db *db, struct creation *c)
 {
-	return cb_db_chat_post(db, &c->req->user, c->req->ids[0], c->arg, &c->ev, &c->object,
-	    &c->req->error);
+	return cb_db_chat_post(
+	    db, &c->req->user, c->req->ids[0], c->arg, &c->ev, &c->object, &c->req->error);
 }
 
 static int
@@ -249,8 +249,8 @@ post_message(struct cb_request *req)
 	char endpoint[64];
 	int rc;
 
-	if ((rc = cb_json_string(req->json, "content", CB_F_REQUIRED | CB_F_NOTBLANK, 1, CB_CONTENT_MAX,
-		 &content, &req->error)))
+	if ((rc = cb_json_string(req->json, "content", CB_F_REQUIRED | CB_F_NOTBLANK, 1,
+	         CB_CONTENT_MAX, &content, &req->error)))
 		return rc;
 	/* Keys are scoped per chat: the same key may be reused in another chat. */
 	snprintf(endpoint, sizeof endpoint, "POST /api/chats/%lld/messages", req->ids[0]);
@@ -280,8 +280,8 @@ transfer_tx(struct cb_db *db, void *arg)
 	struct change *ch = arg;
 
 	cb_events_clear(&ch->ev);
-	return cb_db_chat_transfer(db, &ch->req->user, ch->req->ids[0], &ch->transfer, &ch->ev,
-	    &ch->req->error);
+	return cb_db_chat_transfer(
+	    db, &ch->req->user, ch->req->ids[0], &ch->transfer, &ch->ev, &ch->req->error);
 }
 
 /* Runs the change, publishes its events, answers with the chat as it now is. */
@@ -316,12 +316,12 @@ transfer(struct cb_request *req)
 	struct change ch = {.req = req};
 	int rc;
 
-	if ((rc = cb_json_int(req->json, "department_id", CB_F_REQUIRED, 1, CB_ID_MAX, &dept,
-		 &req->error)) ||
-	    (rc = cb_json_int(req->json, "agent_id", CB_F_NULLABLE, 1, CB_ID_MAX, &agent,
-		 &req->error)) ||
-	    (rc = cb_json_string(req->json, "reason", CB_F_NULLABLE, 0, CB_REASON_MAX, &reason,
-		 &req->error)))
+	if ((rc = cb_json_int(
+	         req->json, "department_id", CB_F_REQUIRED, 1, CB_ID_MAX, &dept, &req->error)) ||
+	    (rc = cb_json_int(
+	         req->json, "agent_id", CB_F_NULLABLE, 1, CB_ID_MAX, &agent, &req->error)) ||
+	    (rc = cb_json_string(
+	         req->json, "reason", CB_F_NULLABLE, 0, CB_REASON_MAX, &reason, &req->error)))
 		return rc;
 	ch.transfer.department_id = dept.i;
 	ch.transfer.agent_id = agent.present && !agent.is_null ? agent.i : 0;
@@ -378,7 +378,8 @@ typing(struct cb_request *req)
 	if (typing_due(req->user.id, st.id, req->cfg->typing_interval_ms)) {
 		json_object *data = json_object_new_object();
 		json_object_object_add(data, "user_id", json_object_new_int64(req->user.id));
-		json_object_object_add(data, "role", json_object_new_string(cb_role_name(req->user.role)));
+		json_object_object_add(
+		    data, "role", json_object_new_string(cb_role_name(req->user.role)));
 		json_object_object_add(data, "typing", json_object_new_boolean((json_bool)on.i));
 		cb_events_add(&ev, "typing", st.id, data, kinds, &st.id, 1);
 		cb_events_publish(&ev);
@@ -389,13 +390,13 @@ typing(struct cb_request *req)
 }
 
 const struct cb_route cb_api_chats_routes[] = {
-	{"GET", "/api/chats", CB_ROLE_USER, 0, list},
-	{"POST", "/api/chats", CB_ROLE_ADMIN | CB_ROLE_CUSTOMER, CB_ROUTE_BODY, create},
-	{"GET", "/api/chats/{id}", CB_ROLE_USER, 0, show},
-	{"GET", "/api/chats/{id}/messages", CB_ROLE_USER, 0, messages},
-	{"POST", "/api/chats/{id}/messages", CB_ROLE_USER, CB_ROUTE_BODY, post_message},
-	{"POST", "/api/chats/{id}/transfer", CB_ROLE_STAFF, CB_ROUTE_BODY, transfer},
-	{"PUT", "/api/chats/{id}/close", CB_ROLE_USER, 0, close_chat},
-	{"POST", "/api/chats/{id}/typing", CB_ROLE_USER, CB_ROUTE_BODY, typing},
-	{NULL, NULL, 0, 0, NULL},
+    {"GET", "/api/chats", CB_ROLE_USER, 0, list},
+    {"POST", "/api/chats", CB_ROLE_ADMIN | CB_ROLE_CUSTOMER, CB_ROUTE_BODY, create},
+    {"GET", "/api/chats/{id}", CB_ROLE_USER, 0, show},
+    {"GET", "/api/chats/{id}/messages", CB_ROLE_USER, 0, messages},
+    {"POST", "/api/chats/{id}/messages", CB_ROLE_USER, CB_ROUTE_BODY, post_message},
+    {"POST", "/api/chats/{id}/transfer", CB_ROLE_STAFF, CB_ROUTE_BODY, transfer},
+    {"PUT", "/api/chats/{id}/close", CB_ROLE_USER, 0, close_chat},
+    {"POST", "/api/chats/{id}/typing", CB_ROLE_USER, CB_ROUTE_BODY, typing},
+    {NULL, NULL, 0, 0, NULL},
 };

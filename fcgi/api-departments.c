@@ -15,7 +15,8 @@ list(struct cb_request *req, int active_only)
 	if ((rc = cb_query_int(req, "limit", 1, 200, 1, 50, &limit)) ||
 	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 0, 0, &offset)))
 		return rc;
-	if ((rc = cb_db_departments_list(req->db, active_only, limit, offset, &arr, &total)) != CB_OK)
+	if ((rc = cb_db_departments_list(req->db, active_only, limit, offset, &arr, &total)) !=
+	    CB_OK)
 		return rc;
 	cb_reply_header(req, "X-Total-Count: %lld", total);
 	cb_reply_json(req, 200, arr);
@@ -53,9 +54,9 @@ parse_input(struct cb_request *req, int create, struct cb_department_input *in)
 	int rc;
 
 	if ((rc = cb_json_string(req->json, "name", (create ? CB_F_REQUIRED : 0) | CB_F_NOTBLANK, 1,
-		 100, &name, &req->error)) ||
-	    (rc = cb_json_string(req->json, "description", CB_F_NULLABLE, 0, 1000, &description,
-		 &req->error)) ||
+	         100, &name, &req->error)) ||
+	    (rc = cb_json_string(
+	         req->json, "description", CB_F_NULLABLE, 0, 1000, &description, &req->error)) ||
 	    (rc = cb_json_bool(req->json, "is_active", 0, &is_active, &req->error)) ||
 	    (rc = cb_json_bool(req->json, "is_default", 0, &is_default, &req->error)))
 		return rc;
@@ -112,7 +113,8 @@ run(struct write *w, cb_db_tx_cb fn)
 		cb_events_publish(&w->ev);
 	cb_events_clear(&w->ev);
 	if (rc == CB_ERR_DUPLICATE)
-		rc = cb_fail(w->req, 409, "duplicate", NULL, "a department with this name already exists");
+		rc = cb_fail(
+		    w->req, 409, "duplicate", NULL, "a department with this name already exists");
 	return rc;
 }
 
@@ -150,8 +152,7 @@ update(struct cb_request *req)
 	return reply_department(&w, 200);
 }
 
-static int
-delete(struct cb_request *req)
+static int delete (struct cb_request *req)
 {
 	struct write w = {.req = req, .id = req->ids[0]};
 	int rc = run(&w, delete_tx);
@@ -162,11 +163,11 @@ delete(struct cb_request *req)
 }
 
 const struct cb_route cb_api_departments_routes[] = {
-	{"GET", "/api/departments", CB_ROLE_USER, 0, list_all},
-	{"GET", "/api/departments/active", CB_ROLE_USER | CB_ROLE_ANON, 0, list_active},
-	{"GET", "/api/departments/{id}", CB_ROLE_USER, 0, show},
-	{"POST", "/api/departments", CB_ROLE_ADMIN, CB_ROUTE_BODY, create},
-	{"PUT", "/api/departments/{id}", CB_ROLE_ADMIN, CB_ROUTE_BODY, update},
-	{"DELETE", "/api/departments/{id}", CB_ROLE_ADMIN, 0, delete},
-	{NULL, NULL, 0, 0, NULL},
+    {"GET", "/api/departments", CB_ROLE_USER, 0, list_all},
+    {"GET", "/api/departments/active", CB_ROLE_USER | CB_ROLE_ANON, 0, list_active},
+    {"GET", "/api/departments/{id}", CB_ROLE_USER, 0, show},
+    {"POST", "/api/departments", CB_ROLE_ADMIN, CB_ROUTE_BODY, create},
+    {"PUT", "/api/departments/{id}", CB_ROLE_ADMIN, CB_ROUTE_BODY, update},
+    {"DELETE", "/api/departments/{id}", CB_ROLE_ADMIN, 0, delete},
+    {NULL, NULL, 0, 0, NULL},
 };

@@ -12,14 +12,16 @@ health(struct cb_request *req)
 	json_object *body = json_object_new_object();
 
 	cb_res_free(res);
-	json_object_object_add(body, "status", json_object_new_string(db_ok && rt_ok ? "ok" : "degraded"));
+	json_object_object_add(
+	    body, "status", json_object_new_string(db_ok && rt_ok ? "ok" : "degraded"));
 	json_object_object_add(body, "database", json_object_new_string(db_ok ? "ok" : "down"));
 	json_object_object_add(body, "realtime", json_object_new_string(rt_ok ? "ok" : "down"));
 	if (!(db_ok && rt_ok)) {
 		struct cb_error e;
 
-		cb_error_set(&e, 503, "unavailable", NULL, "%s", !db_ok ? "the database cannot be reached" :
-		    "the real-time publisher (Nchan) cannot be reached");
+		cb_error_set(&e, 503, "unavailable", NULL, "%s",
+		    !db_ok ? "the database cannot be reached"
+		           : "the real-time publisher (Nchan) cannot be reached");
 		json_object *err = cb_error_json(&e);
 		json_object *inner;
 		json_object_object_get_ex(err, "error", &inner);
@@ -31,6 +33,6 @@ health(struct cb_request *req)
 }
 
 const struct cb_route cb_api_health_routes[] = {
-	{"GET", "/api/health", CB_ROLE_ANON, 0, health},
-	{NULL, NULL, 0, 0, NULL},
+    {"GET", "/api/health", CB_ROLE_ANON, 0, health},
+    {NULL, NULL, 0, 0, NULL},
 };

@@ -24,9 +24,9 @@ parse_channel(const char *uri, enum channel *kind, long long *id)
 		const char *pattern;
 		enum channel kind;
 	} kinds[] = {
-		{"/ws/chat/{id}", CH_CHAT},
-		{"/ws/agent/{id}", CH_AGENT},
-		{"/ws/department/{id}", CH_DEPARTMENT},
+	    {"/ws/chat/{id}", CH_CHAT},
+	    {"/ws/agent/{id}", CH_AGENT},
+	    {"/ws/department/{id}", CH_DEPARTMENT},
 	};
 	int rc = CB_ERR;
 
@@ -80,7 +80,8 @@ subscriber_token(struct cb_request *req, const char *uri, char *buf, size_t bufl
 		free(original.query[i].value);
 	}
 	if (token == NULL)
-		token = cookie(FCGX_GetParam("HTTP_COOKIE", req->fcgx->envp), "carebot_token", buf, buflen);
+		token = cookie(
+		    FCGX_GetParam("HTTP_COOKIE", req->fcgx->envp), "carebot_token", buf, buflen);
 	if (token == NULL)
 		token = cb_auth_bearer(req->authorization);
 	return token;
@@ -99,9 +100,10 @@ chat_allowed(struct cb_request *req, long long chat_id, int *allowed)
 		return rc;
 	*allowed = res->nrows == 1 &&
 	    (u->role == CB_ROLE_ADMIN ||
-		(u->role == CB_ROLE_CUSTOMER && cb_res_int(res, 0, "customer_id") == u->id) ||
-		(u->role == CB_ROLE_AGENT && (cb_res_int(res, 0, "agent_id") == u->id ||
-		    cb_res_int(res, 0, "department_id") == u->department_id)));
+	        (u->role == CB_ROLE_CUSTOMER && cb_res_int(res, 0, "customer_id") == u->id) ||
+	        (u->role == CB_ROLE_AGENT &&
+	            (cb_res_int(res, 0, "agent_id") == u->id ||
+	                cb_res_int(res, 0, "department_id") == u->department_id)));
 	cb_res_free(res);
 	return CB_OK;
 }
@@ -122,7 +124,8 @@ authorize(struct cb_request *req)
 		return cb_fail(req, 401, "unauthorized", NULL, "a token is required");
 	rc = cb_db_session_lookup(req->db, token, &req->user);
 	if (rc == CB_ERR_NOTFOUND)
-		return cb_fail(req, 401, "unauthorized", NULL, "the token is unknown, expired or revoked");
+		return cb_fail(
+		    req, 401, "unauthorized", NULL, "the token is unknown, expired or revoked");
 	if (rc != CB_OK)
 		return rc;
 	switch (kind) {
@@ -131,7 +134,8 @@ authorize(struct cb_request *req)
 			return rc;
 		break;
 	case CH_AGENT:
-		allowed = req->user.role == CB_ROLE_ADMIN || (req->user.role == CB_ROLE_AGENT && req->user.id == id);
+		allowed = req->user.role == CB_ROLE_ADMIN ||
+		    (req->user.role == CB_ROLE_AGENT && req->user.id == id);
 		break;
 	case CH_DEPARTMENT:
 		allowed = req->user.role == CB_ROLE_ADMIN ||
@@ -145,6 +149,6 @@ authorize(struct cb_request *req)
 }
 
 const struct cb_route cb_api_internal_routes[] = {
-	{"GET", "/_auth", CB_ROLE_ANON, 0, authorize},
-	{NULL, NULL, 0, 0, NULL},
+    {"GET", "/_auth", CB_ROLE_ANON, 0, authorize},
+    {NULL, NULL, 0, 0, NULL},
 };

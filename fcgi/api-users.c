@@ -89,8 +89,8 @@ access_fail(struct cb_request *req, int status)
 static int
 show(struct cb_request *req)
 {
-	struct cb_user_access a = {.caller_role = req->user.role, .caller_id = req->user.id,
-	    .target_id = req->ids[0]};
+	struct cb_user_access a = {
+	    .caller_role = req->user.role, .caller_id = req->user.id, .target_id = req->ids[0]};
 	int rc = cb_db_user_facts(req->db, a.target_id, &a.target_role, &a.target_active);
 
 	if (rc == CB_OK && req->user.role == CB_ROLE_AGENT && a.target_role == CB_ROLE_CUSTOMER)
@@ -119,11 +119,12 @@ parse_self_fields(struct cb_request *req, int create, struct write *w)
 	int rc;
 
 	if ((rc = cb_json_string(req->json, "password", create ? CB_F_REQUIRED : 0, CB_PASSWORD_MIN,
-		 CB_PASSWORD_MAX, &password, &req->error)) ||
-	    (rc = cb_json_string(req->json, "full_name", (create ? CB_F_REQUIRED : 0) | CB_F_NOTBLANK, 1,
-		 CB_NAME_MAX, &full_name, &req->error)) ||
-	    (rc = cb_json_string(req->json, "email", CB_F_NULLABLE, 0, CB_EMAIL_MAX, &email,
-		 &req->error)))
+	         CB_PASSWORD_MAX, &password, &req->error)) ||
+	    (rc = cb_json_string(req->json, "full_name",
+	         (create ? CB_F_REQUIRED : 0) | CB_F_NOTBLANK, 1, CB_NAME_MAX, &full_name,
+	         &req->error)) ||
+	    (rc = cb_json_string(
+	         req->json, "email", CB_F_NULLABLE, 0, CB_EMAIL_MAX, &email, &req->error)))
 		return rc;
 	if (email.s != NULL && !cb_valid_email(email.s))
 		return cb_invalid(req, "email", "email must be an e-mail address");
@@ -146,14 +147,15 @@ parse_admin_fields(struct cb_request *req, int create, struct write *w)
 	int rc;
 
 	if ((rc = cb_json_string(req->json, "username", create ? CB_F_REQUIRED : 0, CB_USERNAME_MIN,
-		 CB_USERNAME_MAX, &username, &req->error)))
+	         CB_USERNAME_MAX, &username, &req->error)))
 		return rc;
 	if (username.present && !cb_valid_username(username.s))
-		return cb_invalid(req, "username", "username may only hold letters, digits, _ . and -");
-	if ((rc = cb_json_enum(req->json, "role", create ? CB_F_REQUIRED : 0, roles, &role,
-		 &req->error)) ||
-	    (rc = cb_json_int(req->json, "department_id", CB_F_NULLABLE, 1, MAX_ID, &dept,
-		 &req->error)) ||
+		return cb_invalid(
+		    req, "username", "username may only hold letters, digits, _ . and -");
+	if ((rc = cb_json_enum(
+	         req->json, "role", create ? CB_F_REQUIRED : 0, roles, &role, &req->error)) ||
+	    (rc = cb_json_int(
+	         req->json, "department_id", CB_F_NULLABLE, 1, MAX_ID, &dept, &req->error)) ||
 	    (rc = cb_json_int(req->json, "max_chats", 0, 1, 100, &max_chats, &req->error)) ||
 	    (rc = cb_json_bool(req->json, "is_active", 0, &is_active, &req->error)))
 		return rc;
@@ -221,8 +223,9 @@ check_shape(struct cb_request *req, const struct cb_user_input *in)
 
 	if (field == NULL)
 		return CB_OK;
-	return cb_invalid(req, field, in->role == CB_ROLE_AGENT ? "an agent needs a department_id" :
-	    "only agents belong to a department");
+	return cb_invalid(req, field,
+	    in->role == CB_ROLE_AGENT ? "an agent needs a department_id"
+	                              : "only agents belong to a department");
 }
 
 static int
@@ -249,10 +252,12 @@ out:
 static int
 self_fields_only(struct cb_request *req)
 {
-	json_object_object_foreach(req->json, key, val) {
+	json_object_object_foreach(req->json, key, val)
+	{
 		(void)val;
 		if (cb_logic_user_admin_only_field(key))
-			return cb_fail(req, 403, "forbidden", key, "only an admin may change %s", key);
+			return cb_fail(
+			    req, 403, "forbidden", key, "only an admin may change %s", key);
 	}
 	return CB_OK;
 }
@@ -264,7 +269,8 @@ admin_keeps_itself(struct cb_request *req, const struct cb_user_input *in)
 	if (req->ids[0] != req->user.id)
 		return CB_OK;
 	if ((in->has_role && in->role != CB_ROLE_ADMIN) || (in->has_active && !in->is_active))
-		return cb_fail(req, 409, "conflict", NULL, "an admin cannot demote or deactivate itself");
+		return cb_fail(
+		    req, 409, "conflict", NULL, "an admin cannot demote or deactivate itself");
 	return CB_OK;
 }
 
@@ -290,8 +296,7 @@ out:
 	return rc;
 }
 
-static int
-delete(struct cb_request *req)
+static int delete (struct cb_request *req)
 {
 	struct write w = {.req = req, .id = req->ids[0]};
 	int rc;
@@ -360,13 +365,13 @@ heartbeat(struct cb_request *req)
 }
 
 const struct cb_route cb_api_users_routes[] = {
-	{"GET", "/api/users", CB_ROLE_STAFF, 0, list},
-	{"POST", "/api/users", CB_ROLE_ADMIN, CB_ROUTE_BODY, create},
-	{"GET", "/api/users/agents/available", CB_ROLE_STAFF, 0, available},
-	{"GET", "/api/users/{id}", CB_ROLE_USER, 0, show},
-	{"PUT", "/api/users/{id}", CB_ROLE_USER, CB_ROUTE_BODY, update},
-	{"DELETE", "/api/users/{id}", CB_ROLE_ADMIN, 0, delete},
-	{"PUT", "/api/users/{id}/status", CB_ROLE_STAFF, CB_ROUTE_BODY, set_status},
-	{"POST", "/api/users/{id}/heartbeat", CB_ROLE_STAFF, 0, heartbeat},
-	{NULL, NULL, 0, 0, NULL},
+    {"GET", "/api/users", CB_ROLE_STAFF, 0, list},
+    {"POST", "/api/users", CB_ROLE_ADMIN, CB_ROUTE_BODY, create},
+    {"GET", "/api/users/agents/available", CB_ROLE_STAFF, 0, available},
+    {"GET", "/api/users/{id}", CB_ROLE_USER, 0, show},
+    {"PUT", "/api/users/{id}", CB_ROLE_USER, CB_ROUTE_BODY, update},
+    {"DELETE", "/api/users/{id}", CB_ROLE_ADMIN, 0, delete},
+    {"PUT", "/api/users/{id}/status", CB_ROLE_STAFF, CB_ROUTE_BODY, set_status},
+    {"POST", "/api/users/{id}/heartbeat", CB_ROLE_STAFF, 0, heartbeat},
+    {NULL, NULL, 0, 0, NULL},
 };

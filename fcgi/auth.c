@@ -10,9 +10,9 @@ static const struct {
 	unsigned bit;
 	const char *name;
 } roles[] = {
-	{CB_ROLE_ADMIN, "admin"},
-	{CB_ROLE_AGENT, "agent"},
-	{CB_ROLE_CUSTOMER, "customer"},
+    {CB_ROLE_ADMIN, "admin"},
+    {CB_ROLE_AGENT, "agent"},
+    {CB_ROLE_CUSTOMER, "customer"},
 };
 
 const char *
@@ -78,8 +78,9 @@ cb_auth_bearer(const char *header)
 int
 cb_auth_password_hash(const char *password, char out[CB_PWHASH_LEN])
 {
-	if (crypto_pwhash_str_alg(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-		crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13) != 0) {
+	if (crypto_pwhash_str_alg(out, password, strlen(password),
+	        crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE,
+	        crypto_pwhash_ALG_ARGON2ID13) != 0) {
 		cb_error("password hashing failed (out of memory?)");
 		return CB_ERR;
 	}
@@ -93,7 +94,8 @@ cb_auth_password_ok(const char *password, const char *stored)
 
 	if (stored == NULL) {
 		/* Unknown user: spend what a real check costs, so timing tells nothing. */
-		if (dummy[0] == '\0' && cb_auth_password_hash("carebot-timing-equaliser", dummy) != CB_OK)
+		if (dummy[0] == '\0' &&
+		    cb_auth_password_hash("carebot-timing-equaliser", dummy) != CB_OK)
 			return 0;
 		volatile int burnt = crypto_pwhash_str_verify(dummy, password, strlen(password));
 		(void)burnt;

@@ -25,24 +25,30 @@ struct key {
 	int min, max;
 };
 
-#define STR(f) {#f, K_STR, offsetof(struct cb_config, f), 0, 0}
-#define INT(f, lo, hi) {#f, K_INT, offsetof(struct cb_config, f), lo, hi}
+#define STR(f) \
+	{ \
+#f, K_STR, offsetof(struct cb_config, f), 0, 0 \
+	}
+#define INT(f, lo, hi) \
+	{ \
+#f, K_INT, offsetof(struct cb_config, f), lo, hi \
+	}
 
 /* Every setting, in the order the README documents them. */
 static const struct key keys[] = {
-	STR(db_host),
-	INT(db_port, 1, 65535),
-	STR(db_socket),
-	STR(db_name),
-	STR(db_user),
-	STR(db_password),
-	INT(db_connect_timeout, 1, 60),
-	STR(publish_socket),
-	STR(schema_dir),
-	INT(token_ttl, 60, 31 * 24 * 3600),
-	INT(offline_after, 10, 7 * 24 * 3600),
-	INT(typing_interval_ms, 0, 60000),
-	{"log_level", K_LEVEL, offsetof(struct cb_config, log_level), 0, 0},
+    STR(db_host),
+    INT(db_port, 1, 65535),
+    STR(db_socket),
+    STR(db_name),
+    STR(db_user),
+    STR(db_password),
+    INT(db_connect_timeout, 1, 60),
+    STR(publish_socket),
+    STR(schema_dir),
+    INT(token_ttl, 60, 31 * 24 * 3600),
+    INT(offline_after, 10, 7 * 24 * 3600),
+    INT(typing_interval_ms, 0, 60000),
+    {"log_level", K_LEVEL, offsetof(struct cb_config, log_level), 0, 0},
 };
 
 static void
@@ -83,20 +89,19 @@ apply(struct cb_config *cfg, const char *name, const char *value, char *err, siz
 		if (strcmp(k->name, name) != 0)
 			continue;
 		switch (k->kind) {
-		case K_STR:
-			set_str(cfg, k->offset, value);
-			return CB_OK;
+		case K_STR: set_str(cfg, k->offset, value); return CB_OK;
 		case K_INT:
 			if (cb_parse_int(value, k->min, k->max, &v) != CB_OK) {
-				snprintf(err, errlen, "%s: expected an integer from %d to %d", name, k->min,
-				    k->max);
+				snprintf(err, errlen, "%s: expected an integer from %d to %d", name,
+				    k->min, k->max);
 				return CB_ERR;
 			}
 			*(int *)((char *)cfg + k->offset) = (int)v;
 			return CB_OK;
 		case K_LEVEL:
 			if (cb_log_parse_level(value, &cfg->log_level) != CB_OK) {
-				snprintf(err, errlen, "%s: expected debug, info, warn or error", name);
+				snprintf(
+				    err, errlen, "%s: expected debug, info, warn or error", name);
 				return CB_ERR;
 			}
 			return CB_OK;

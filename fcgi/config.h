@@ -14,9 +14,9 @@ struct cb_config {
 	char *db_user;
 	char *db_password;
 	int db_connect_timeout; /* seconds */
-	char *publish_socket;   /* nginx's publisher server; empty: do not publish */
+	char *publish_socket; /* nginx's publisher server; empty: do not publish */
 	char *schema_dir;
-	int token_ttl;     /* seconds */
+	int token_ttl; /* seconds */
 	int offline_after; /* seconds of silence before reassign sets an agent offline */
 	int typing_interval_ms;
 	enum cb_log_level log_level;

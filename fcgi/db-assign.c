@@ -21,7 +21,8 @@ cb_db_lock_departments(struct cb_db *db, long long a, long long b)
 	if (second == first)
 		second = 0;
 	rc = cb_db_query(db, &res,
-	    "SELECT id FROM departments WHERE id IN (?, ?) ORDER BY id FOR UPDATE", "II", first, second);
+	    "SELECT id FROM departments WHERE id IN (?, ?) ORDER BY id FOR UPDATE", "II", first,
+	    second);
 	cb_res_free(res);
 	return rc;
 }
@@ -74,11 +75,13 @@ cb_db_assign_chat(struct cb_db *db, long long chat_id, long long agent_id, struc
 		return rc;
 	if (cb_db_affected(db) != 1)
 		return CB_ERR_CONFLICT;
-	if ((rc = cb_db_exec(db, "UPDATE users SET last_assigned_at = NOW(6) WHERE id = ?", "i", agent_id)))
+	if ((rc = cb_db_exec(
+	         db, "UPDATE users SET last_assigned_at = NOW(6) WHERE id = ?", "i", agent_id)))
 		return rc;
 	if ((rc = cb_db_query(db, &res, "SELECT full_name FROM users WHERE id = ?", "i", agent_id)))
 		return rc;
-	char *text = xasprintf("%s joined the chat.", res->nrows ? cb_res_str(res, 0, "full_name") : "");
+	char *text =
+	    xasprintf("%s joined the chat.", res->nrows ? cb_res_str(res, 0, "full_name") : "");
 	cb_res_free(res);
 	rc = cb_db_message_insert(db, chat_id, 0, "system", text, agent_id, ev, NULL);
 	free(text);
@@ -145,7 +148,8 @@ cb_db_assign_drain(struct cb_db *db, long long dept, struct cb_events *ev, int *
 	plan = xcalloc(queue->nrows, sizeof *plan);
 	placed = cb_logic_assign_plan(agents, n, queue->nrows, plan);
 	for (size_t i = 0; i < placed && rc == CB_OK; i++)
-		rc = cb_db_assign_chat(db, cb_res_int(queue, (unsigned)i, "id"), agents[plan[i]].id, ev);
+		rc = cb_db_assign_chat(
+		    db, cb_res_int(queue, (unsigned)i, "id"), agents[plan[i]].id, ev);
 	/* Agents the drain filled up now show busy (contract 5). */
 	for (size_t i = 0; i < n && rc == CB_OK; i++) {
 		int got = 0;
@@ -164,8 +168,8 @@ out:
 }
 
 int
-cb_db_assign_requeue_agent(struct cb_db *db, long long agent_id, struct cb_events *ev,
-    int *requeued)
+cb_db_assign_requeue_agent(
+    struct cb_db *db, long long agent_id, struct cb_events *ev, int *requeued)
 {
 	struct cb_res *chats = NULL, *who = NULL;
 	int moved = 0;
@@ -174,11 +178,12 @@ cb_db_assign_requeue_agent(struct cb_db *db, long long agent_id, struct cb_event
 	 * the UPDATE below re-checks that the chat is still this agent's.
 	 */
 	int rc = cb_db_query(db, &chats,
-	    "SELECT id FROM chats WHERE agent_id = ? AND status = 'active' ORDER BY queued_at, id", "i",
-	    agent_id);
+	    "SELECT id FROM chats WHERE agent_id = ? AND status = 'active' ORDER BY queued_at, id",
+	    "i", agent_id);
 
 	if (rc == CB_OK)
-		rc = cb_db_query(db, &who, "SELECT full_name FROM users WHERE id = ?", "i", agent_id);
+		rc = cb_db_query(
+		    db, &who, "SELECT full_name FROM users WHERE id = ?", "i", agent_id);
 	if (rc != CB_OK)
 		goto out;
 	char *text = xasprintf("%s left; you are back in the queue.",
@@ -211,12 +216,12 @@ out:
 }
 
 int
-cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *presence,
-    int deactivate, struct cb_events *ev, int *requeued, int *assigned)
+cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *presence, int deactivate,
+    struct cb_events *ev, int *requeued, int *assigned)
 {
 	struct cb_res *res;
-	int rc = cb_db_query(db, &res, "SELECT department_id FROM users WHERE id = ? AND role = 'agent'",
-	    "i", agent_id);
+	int rc = cb_db_query(db, &res,
+	    "SELECT department_id FROM users WHERE id = ? AND role = 'agent'", "i", agent_id);
 
 	if (rc != CB_OK)
 		return rc;

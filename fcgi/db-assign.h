@@ -39,15 +39,16 @@ int cb_db_assign_drain(struct cb_db *db, long long dept, struct cb_events *ev, i
  * agent_id, stamps the agent's last assignment, adds the "joined" system
  * message and queues chat.assigned.
  */
-int cb_db_assign_chat(struct cb_db *db, long long chat_id, long long agent_id, struct cb_events *ev);
+int cb_db_assign_chat(
+    struct cb_db *db, long long chat_id, long long agent_id, struct cb_events *ev);
 
 /*
  * With the agent's department locked: puts each of the agent's active chats
  * back at the front of its queue (old queued_at) with the "left" system
  * message and chat.waiting (rule 6.4). Does not drain.
  */
-int cb_db_assign_requeue_agent(struct cb_db *db, long long agent_id, struct cb_events *ev,
-    int *requeued);
+int cb_db_assign_requeue_agent(
+    struct cb_db *db, long long agent_id, struct cb_events *ev, int *requeued);
 
 /*
  * Sets an agent's presence ("available", "busy", "offline") with every effect

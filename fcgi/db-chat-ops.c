@@ -30,7 +30,7 @@ cb_chat_access_check(const struct cb_user *who, const struct cb_chat_state *chat
 	}
 	cb_error_set(e, 403, "forbidden", NULL,
 	    access == CB_CHAT_READ ? "this chat is not visible to you"
-				   : "only the assigned agent may do this");
+	                           : "only the assigned agent may do this");
 	return CB_ERR_REPLY;
 }
 
@@ -50,7 +50,8 @@ cb_db_chat_state(struct cb_db *db, long long id, struct cb_chat_state *out)
 {
 	struct cb_res *res;
 	int rc = cb_db_query(db, &res,
-	    "SELECT id, customer_id, department_id, agent_id, status FROM chats WHERE id = ?", "i", id);
+	    "SELECT id, customer_id, department_id, agent_id, status FROM chats WHERE id = ?", "i",
+	    id);
 
 	if (rc != CB_OK)
 		return rc;
@@ -63,16 +64,16 @@ cb_db_chat_state(struct cb_db *db, long long id, struct cb_chat_state *out)
 }
 
 /* Visibility (contract 3), then the filters; 'I' binds 0 as NULL, which disables a filter. */
-#define LIST_WHERE                                                                       \
-	"WHERE (? OR c.customer_id = ? OR c.department_id = ? OR c.agent_id = ?) "           \
-	"AND (? IS NULL OR c.status = ?) AND (? IS NULL OR c.department_id = ?) "            \
+#define LIST_WHERE \
+	"WHERE (? OR c.customer_id = ? OR c.department_id = ? OR c.agent_id = ?) " \
+	"AND (? IS NULL OR c.status = ?) AND (? IS NULL OR c.department_id = ?) " \
 	"AND (? IS NULL OR c.agent_id = ?) AND (? IS NULL OR c.customer_id = ?) "
-#define LIST_ARGS(who, f)                                                                \
-	(long long)((who)->role == CB_ROLE_ADMIN),                                           \
-	    (who)->role == CB_ROLE_CUSTOMER ? (who)->id : 0,                                 \
-	    (who)->role == CB_ROLE_AGENT ? (who)->department_id : 0,                         \
-	    (who)->role == CB_ROLE_AGENT ? (who)->id : 0, (f)->status, (f)->status,           \
-	    (f)->department_id, (f)->department_id, (f)->agent_id, (f)->agent_id,            \
+#define LIST_ARGS(who, f) \
+	(long long)((who)->role == CB_ROLE_ADMIN), \
+	    (who)->role == CB_ROLE_CUSTOMER ? (who)->id : 0, \
+	    (who)->role == CB_ROLE_AGENT ? (who)->department_id : 0, \
+	    (who)->role == CB_ROLE_AGENT ? (who)->id : 0, (f)->status, (f)->status, \
+	    (f)->department_id, (f)->department_id, (f)->agent_id, (f)->agent_id, \
 	    (f)->customer_id, (f)->customer_id
 
 int
@@ -132,7 +133,8 @@ cb_db_messages_list(struct cb_db *db, long long chat_id, long long after_id, lon
 	*out = NULL;
 	if (after_id > 0)
 		rc = cb_db_query(db, &res,
-		    "SELECT " CB_MESSAGE_COLUMNS ", (SELECT COUNT(*) FROM messages x WHERE x.chat_id = ?) "
+		    "SELECT " CB_MESSAGE_COLUMNS
+		    ", (SELECT COUNT(*) FROM messages x WHERE x.chat_id = ?) "
 		    "AS _total FROM messages m WHERE m.chat_id = ? AND m.id > ? AND m.id < ? "
 		    "ORDER BY m.id LIMIT ?",
 		    "iiiii", chat_id, chat_id, after_id, below, limit);
@@ -147,8 +149,8 @@ cb_db_messages_list(struct cb_db *db, long long chat_id, long long after_id, lon
 	if (res->nrows == 0) {
 		/* An empty page carries no total: count on its own. */
 		cb_res_free(res);
-		rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", "i",
-		    chat_id);
+		rc = cb_db_query(
+		    db, &res, "SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", "i", chat_id);
 		if (rc != CB_OK)
 			return rc;
 		*total = cb_res_int(res, 0, "n");
@@ -213,8 +215,8 @@ static int
 default_department(struct cb_db *db, long long *id, struct cb_error *e)
 {
 	struct cb_res *res;
-	int rc = cb_db_query(db, &res,
-	    "SELECT id FROM departments WHERE is_default AND deleted_at IS NULL", "");
+	int rc = cb_db_query(
+	    db, &res, "SELECT id FROM departments WHERE is_default AND deleted_at IS NULL", "");
 
 	if (rc != CB_OK)
 		return rc;
@@ -240,7 +242,8 @@ customer_active(struct cb_db *db, long long id, struct cb_error *e)
 	cb_res_free(res);
 	if (ok)
 		return CB_OK;
-	cb_error_set(e, 422, "validation_error", "customer_id", "customer_id must be an active customer");
+	cb_error_set(
+	    e, 422, "validation_error", "customer_id", "customer_id must be an active customer");
 	return CB_ERR_REPLY;
 }
 
@@ -267,7 +270,8 @@ cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, long long *id,
 		return rc;
 	if (dept <= 0 && (rc = default_department(db, &dept, e)) != CB_OK)
 		return rc;
-	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK || (rc = department_open(db, dept, e)))
+	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK ||
+	    (rc = department_open(db, dept, e)))
 		return rc;
 	rc = cb_db_exec(db,
 	    "INSERT INTO chats (customer_id, department_id, subject, status) VALUES (?, ?, ?, 'waiting')",
@@ -279,7 +283,8 @@ cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, long long *id,
 		return rc;
 	/* The customer's words come first, before any "joined" message of the drain. */
 	if (in->message != NULL &&
-	    (rc = cb_db_message_insert(db, *id, in->customer_id, "customer", in->message, 0, ev, NULL)))
+	    (rc = cb_db_message_insert(
+	         db, *id, in->customer_id, "customer", in->message, 0, ev, NULL)))
 		return rc;
 	if ((rc = cb_db_assign_drain(db, dept, ev, NULL)) != CB_OK)
 		return rc;
@@ -287,8 +292,8 @@ cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, long long *id,
 }
 
 int
-cb_db_chat_post(struct cb_db *db, const struct cb_user *who, long long chat_id,
-    const char *content, struct cb_events *ev, json_object **msg, struct cb_error *e)
+cb_db_chat_post(struct cb_db *db, const struct cb_user *who, long long chat_id, const char *content,
+    struct cb_events *ev, json_object **msg, struct cb_error *e)
 {
 	struct cb_chat_state st;
 	/*
@@ -308,8 +313,8 @@ cb_db_chat_post(struct cb_db *db, const struct cb_user *who, long long chat_id,
 		cb_error_set(e, 409, "chat_closed", NULL, "the chat is closed");
 		return CB_ERR_REPLY;
 	}
-	return cb_db_message_insert(db, chat_id, who->id, cb_role_name(who->role), content, st.agent_id,
-	    ev, msg);
+	return cb_db_message_insert(
+	    db, chat_id, who->id, cb_role_name(who->role), content, st.agent_id, ev, msg);
 }
 
 int
@@ -329,8 +334,8 @@ cb_db_chat_close(struct cb_db *db, const struct cb_user *who, long long chat_id,
 	}
 	/* agent_id stays: the closed chat keeps who served it. */
 	rc = cb_db_exec(db,
-	    "UPDATE chats SET status = 'closed', closed_at = NOW(3), closed_by = ? WHERE id = ?", "ii",
-	    who->id, chat_id);
+	    "UPDATE chats SET status = 'closed', closed_at = NOW(3), closed_by = ? WHERE id = ?",
+	    "ii", who->id, chat_id);
 	if (rc == CB_OK)
 		rc = chat_event(db, "chat.closed", chat_id, NULL, st.agent_id, 0, ev);
 	/* A waiting chat leaving the queue frees nobody; an active one frees its agent (6.2.5). */
@@ -420,7 +425,8 @@ transfer_message(struct cb_db *db, const struct cb_user *who, long long chat_id,
 	if (rc != CB_OK)
 		return rc;
 	const char *f = cb_res_str(res, 0, "f"), *t = cb_res_str(res, 0, "t");
-	size_t need = cb_logic_transfer_message(NULL, 0, f ? f : "", t ? t : "", who->full_name, reason);
+	size_t need =
+	    cb_logic_transfer_message(NULL, 0, f ? f : "", t ? t : "", who->full_name, reason);
 	char *text = xmalloc(need + 1);
 	cb_logic_transfer_message(text, need + 1, f ? f : "", t ? t : "", who->full_name, reason);
 	cb_res_free(res);
@@ -442,8 +448,8 @@ transfer_record(struct cb_db *db, const struct cb_user *who, const struct cb_cha
 		rc = cb_db_exec(db,
 		    "INSERT INTO transfers (chat_id, from_department_id, to_department_id, from_agent_id, "
 		    "to_agent_id, reason, transferred_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		    "iiiIIsi", before->id, before->department_id, in->department_id, before->agent_id,
-		    now.agent_id, in->reason, who->id);
+		    "iiiIIsi", before->id, before->department_id, in->department_id,
+		    before->agent_id, now.agent_id, in->reason, who->id);
 	if (rc == CB_OK)
 		rc = cb_db_query(db, &res,
 		    "SELECT id, chat_id, from_department_id, to_department_id, from_agent_id, to_agent_id, "
@@ -454,8 +460,8 @@ transfer_record(struct cb_db *db, const struct cb_user *who, const struct cb_cha
 	json_object *data = json_object_new_object();
 	json_object_object_add(data, "transfer", cb_res_row_json(res, 0));
 	cb_res_free(res);
-	return chat_event(db, "chat.transferred", before->id, data, before->agent_id,
-	    before->department_id, ev);
+	return chat_event(
+	    db, "chat.transferred", before->id, data, before->agent_id, before->department_id, ev);
 }
 
 static int
@@ -484,7 +490,8 @@ cb_db_chat_transfer(struct cb_db *db, const struct cb_user *who, long long chat_
 		rc = transfer_facts(db, in, &dept, &agent);
 	if (rc != CB_OK)
 		return rc;
-	struct cb_transfer_chat chat = {strcmp(st.status, "closed") == 0, st.department_id, st.agent_id};
+	struct cb_transfer_chat chat = {
+	    strcmp(st.status, "closed") == 0, st.department_id, st.agent_id};
 	enum cb_transfer_verdict v = cb_logic_transfer_check(&chat, &dept, &agent);
 	if (v != CB_TRANSFER_OK)
 		return transfer_refuse(v, e);
@@ -494,11 +501,12 @@ cb_db_chat_transfer(struct cb_db *db, const struct cb_user *who, long long chat_
 	    "assigned_at = NULL, queued_at = NOW(3) WHERE id = ?",
 	    "ii", in->department_id, chat_id);
 	if (rc == CB_OK)
-		rc = transfer_message(db, who, chat_id, st.department_id, in->department_id, in->reason, ev);
+		rc = transfer_message(
+		    db, who, chat_id, st.department_id, in->department_id, in->reason, ev);
 	size_t transferred_at = ev->n;
 	if (rc == CB_OK)
 		rc = in->agent_id > 0 ? cb_db_assign_chat(db, chat_id, in->agent_id, ev)
-				      : cb_db_assign_drain(db, in->department_id, ev, NULL);
+		                      : cb_db_assign_drain(db, in->department_id, ev, NULL);
 	/*
 	 * The record needs to know who got the chat, but chat.transferred reports
 	 * the change that came first: it goes out before the assignment's events.

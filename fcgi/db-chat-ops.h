@@ -58,8 +58,8 @@ int cb_db_messages_list(struct cb_db *db, long long chat_id, long long after_id,
 struct cb_chat_new {
 	long long customer_id;
 	long long department_id; /* 0: the default department */
-	const char *subject;     /* NULL: none */
-	const char *message;     /* NULL: none */
+	const char *subject; /* NULL: none */
+	const char *message; /* NULL: none */
 };
 
 /*

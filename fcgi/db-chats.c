@@ -17,7 +17,8 @@ person(const struct cb_res *res, unsigned row, const char *id_col, const char *n
 	obj = json_object_new_object();
 	json_object_object_add(obj, "id", json_object_new_int64(id->i));
 	json_object_object_add(obj, "full_name",
-	    json_object_new_string(cb_res_str(res, row, name_col) ? cb_res_str(res, row, name_col) : ""));
+	    json_object_new_string(
+	        cb_res_str(res, row, name_col) ? cb_res_str(res, row, name_col) : ""));
 	return obj;
 }
 
@@ -35,7 +36,8 @@ int
 cb_db_chat_json(struct cb_db *db, long long id, json_object **out)
 {
 	struct cb_res *res;
-	int rc = cb_db_query_one(db, &res, "SELECT " CB_CHAT_COLUMNS CB_CHAT_FROM "WHERE c.id = ?", "i", id);
+	int rc = cb_db_query_one(
+	    db, &res, "SELECT " CB_CHAT_COLUMNS CB_CHAT_FROM "WHERE c.id = ?", "i", id);
 
 	*out = NULL;
 	if (rc == CB_OK) {
@@ -57,7 +59,8 @@ cb_db_chat_lock(struct cb_db *db, long long id, struct cb_chat_state *out)
 	cb_res_free(res);
 	if (dept == 0)
 		return CB_ERR_NOTFOUND;
-	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK || (rc = cb_db_chat_mutex(db, id)) != CB_OK)
+	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK ||
+	    (rc = cb_db_chat_mutex(db, id)) != CB_OK)
 		return rc;
 	rc = cb_db_query(db, &res,
 	    "SELECT id, customer_id, department_id, agent_id, status FROM chats WHERE id = ? FOR UPDATE",
@@ -91,8 +94,8 @@ cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
 		    "iIss", chat_id, sender_id, sender_role, content);
 	if (rc != CB_OK)
 		return rc;
-	rc = cb_db_query(db, &res, "SELECT " CB_MESSAGE_COLUMNS "FROM messages m WHERE m.id = ?", "i",
-	    cb_db_insert_id(db));
+	rc = cb_db_query(db, &res, "SELECT " CB_MESSAGE_COLUMNS "FROM messages m WHERE m.id = ?",
+	    "i", cb_db_insert_id(db));
 	if (rc != CB_OK)
 		return rc;
 	long long ids[] = {chat_id, agent_id};

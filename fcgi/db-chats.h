@@ -11,16 +11,16 @@
  * The chat object's columns; the _-prefixed ones feed the embedded
  * customer/agent objects (cb_db_chat_row_json) and are not sent as such.
  */
-#define CB_CHAT_COLUMNS                                                                  \
-	"c.id, c.customer_id, c.department_id, c.agent_id, c.status, c.subject, "            \
-	"c.created_at, c.queued_at, c.assigned_at, c.closed_at, c.closed_by, "               \
-	"IF(c.status = 'waiting', (SELECT COUNT(*) FROM chats w "                            \
-	"  WHERE w.department_id = c.department_id AND w.status = 'waiting' "                \
+#define CB_CHAT_COLUMNS \
+	"c.id, c.customer_id, c.department_id, c.agent_id, c.status, c.subject, " \
+	"c.created_at, c.queued_at, c.assigned_at, c.closed_at, c.closed_by, " \
+	"IF(c.status = 'waiting', (SELECT COUNT(*) FROM chats w " \
+	"  WHERE w.department_id = c.department_id AND w.status = 'waiting' " \
 	"  AND (w.queued_at < c.queued_at OR (w.queued_at = c.queued_at AND w.id <= c.id))), " \
-	"  NULL) AS queue_position, "                                                         \
+	"  NULL) AS queue_position, " \
 	"cu.full_name AS _customer_name, ag.full_name AS _agent_name "
-#define CB_CHAT_FROM                                                                     \
-	"FROM chats c JOIN users cu ON cu.id = c.customer_id "                               \
+#define CB_CHAT_FROM \
+	"FROM chats c JOIN users cu ON cu.id = c.customer_id " \
 	"LEFT JOIN users ag ON ag.id = c.agent_id "
 
 #define CB_MESSAGE_COLUMNS "m.id, m.chat_id, m.sender_id, m.sender_role, m.content, m.created_at "

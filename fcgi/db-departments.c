@@ -8,8 +8,8 @@ int
 cb_db_department_json(struct cb_db *db, long long id, json_object **out)
 {
 	struct cb_res *res;
-	int rc = cb_db_query_one(db, &res,
-	    "SELECT " CB_DEPARTMENT_COLUMNS CB_DEPARTMENT_FROM "AND d.id = ?", "i", id);
+	int rc = cb_db_query_one(
+	    db, &res, "SELECT " CB_DEPARTMENT_COLUMNS CB_DEPARTMENT_FROM "AND d.id = ?", "i", id);
 
 	*out = NULL;
 	if (rc == CB_OK) {
@@ -38,8 +38,9 @@ cb_db_departments_list(struct cb_db *db, int active_only, long long limit, long 
 	cb_res_free(res);
 	if (*total == 0 && offset > 0) {
 		/* A page past the end carries no total: count on its own. */
-		rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n " CB_DEPARTMENT_FROM "AND (d.is_active OR NOT ?)",
-		    "i", (long long)active_only);
+		rc = cb_db_query(db, &res,
+		    "SELECT COUNT(*) AS n " CB_DEPARTMENT_FROM "AND (d.is_active OR NOT ?)", "i",
+		    (long long)active_only);
 		if (rc == CB_OK)
 			*total = cb_res_int(res, 0, "n");
 		cb_res_free(res);
@@ -103,8 +104,8 @@ take_default(struct cb_db *db, long long id)
 }
 
 int
-cb_db_department_create(struct cb_db *db, const struct cb_department_input *in, long long *id,
-    struct cb_error *e)
+cb_db_department_create(
+    struct cb_db *db, const struct cb_department_input *in, long long *id, struct cb_error *e)
 {
 	int is_active = in->has_active ? in->is_active : 1;
 	int is_default = in->has_default && in->is_default;
@@ -182,11 +183,13 @@ cb_db_department_delete(struct cb_db *db, long long id, struct cb_error *e)
 	cb_res_free(res);
 	if (agents > 0 || chats > 0) {
 		cb_error_set(e, 409, "department_in_use", NULL,
-		    "the department still has %lld active agent(s) and %lld open chat(s)", agents, chats);
+		    "the department still has %lld active agent(s) and %lld open chat(s)", agents,
+		    chats);
 		return CB_ERR_REPLY;
 	}
-	return cb_db_exec(db, "UPDATE departments SET deleted_at = NOW(3), updated_at = NOW(3) WHERE id = ?",
-	    "i", id);
+	return cb_db_exec(db,
+	    "UPDATE departments SET deleted_at = NOW(3), updated_at = NOW(3) WHERE id = ?", "i",
+	    id);
 }
 
 int

@@ -18,13 +18,13 @@
  * = active agents of the department, available_agents = those whose derived
  * status (db-users.h) is available, waiting_chats = its queue.
  */
-#define CB_DEPARTMENT_COLUMNS                                                            \
+#define CB_DEPARTMENT_COLUMNS \
 	"d.id, d.name, d.description, d.is_active, d.is_default, d.created_at, d.updated_at, " \
-	"(SELECT COUNT(*) FROM users u WHERE u.department_id = d.id AND u.role = 'agent' "   \
-	"  AND u.is_active) AS agent_count, "                                                \
-	"(SELECT COUNT(*) FROM users u WHERE u.department_id = d.id AND u.role = 'agent' "   \
-	"  AND u.is_active AND " CB_USER_AVAILABLE ") AS available_agents, "                 \
-	"(SELECT COUNT(*) FROM chats c WHERE c.department_id = d.id "                        \
+	"(SELECT COUNT(*) FROM users u WHERE u.department_id = d.id AND u.role = 'agent' " \
+	"  AND u.is_active) AS agent_count, " \
+	"(SELECT COUNT(*) FROM users u WHERE u.department_id = d.id AND u.role = 'agent' " \
+	"  AND u.is_active AND " CB_USER_AVAILABLE ") AS available_agents, " \
+	"(SELECT COUNT(*) FROM chats c WHERE c.department_id = d.id " \
 	"  AND c.status = 'waiting') AS waiting_chats "
 /* Deleted departments do not exist for anybody. */
 #define CB_DEPARTMENT_FROM "FROM departments d WHERE d.deleted_at IS NULL "
@@ -54,8 +54,8 @@ int cb_db_departments_list(struct cb_db *db, int active_only, long long limit, l
  * delete: 409 conflict for the default, 409 department_in_use while active
  *   agents belong to it or it has chats that are not closed.
  */
-int cb_db_department_create(struct cb_db *db, const struct cb_department_input *in, long long *id,
-    struct cb_error *e);
+int cb_db_department_create(
+    struct cb_db *db, const struct cb_department_input *in, long long *id, struct cb_error *e);
 int cb_db_department_update(struct cb_db *db, long long id, const struct cb_department_input *in,
     struct cb_events *ev, struct cb_error *e);
 int cb_db_department_delete(struct cb_db *db, long long id, struct cb_error *e);

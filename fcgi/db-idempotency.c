@@ -14,7 +14,8 @@ cb_db_idem_init(struct cb_idem *idem, long long user_id, const char *endpoint, c
 	idem->user_id = user_id;
 	snprintf(idem->endpoint, sizeof idem->endpoint, "%s", endpoint);
 	idem->key = key;
-	crypto_hash_sha256(idem->hash, (const unsigned char *)(body ? body : ""), body ? body_len : 0);
+	crypto_hash_sha256(
+	    idem->hash, (const unsigned char *)(body ? body : ""), body ? body_len : 0);
 }
 
 int

@@ -29,13 +29,13 @@
 struct cb_idem {
 	long long user_id;
 	char endpoint[64]; /* "POST /api/chats/", "POST /api/chats/7/messages" */
-	const char *key;   /* NULL: the request carries no key */
+	const char *key; /* NULL: the request carries no key */
 	unsigned char hash[CB_IDEM_HASH]; /* SHA-256 of the raw request body */
 };
 
 /* Fills idem for a request body; key NULL means no Idempotency-Key. */
-void cb_db_idem_init(struct cb_idem *idem, long long user_id, const char *endpoint,
-    const char *key, const char *body, size_t body_len);
+void cb_db_idem_init(struct cb_idem *idem, long long user_id, const char *endpoint, const char *key,
+    const char *body, size_t body_len);
 /* Removes an expired row for the key, then inserts the claim. */
 int cb_db_idem_claim(struct cb_db *db, const struct cb_idem *idem);
 /* Records the answer that is about to be sent. */

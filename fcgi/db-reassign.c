@@ -49,7 +49,8 @@ timeout_tx(struct cb_db *db, void *arg)
 	if (!silent)
 		return CB_OK;
 	s->timed_out = 1;
-	return cb_db_agent_set_presence(db, s->id, "offline", 0, &s->ev, &s->requeued, &s->assigned);
+	return cb_db_agent_set_presence(
+	    db, s->id, "offline", 0, &s->ev, &s->requeued, &s->assigned);
 }
 
 static int
@@ -62,8 +63,8 @@ drain_tx(struct cb_db *db, void *arg)
 	int rc = cb_db_lock_departments(db, s->id, 0);
 	if (rc == CB_OK)
 		rc = cb_db_query(db, &res,
-		    "SELECT id FROM departments WHERE id = ? AND is_active AND deleted_at IS NULL", "i",
-		    s->id);
+		    "SELECT id FROM departments WHERE id = ? AND is_active AND deleted_at IS NULL",
+		    "i", s->id);
 	if (rc != CB_OK)
 		return rc;
 	int active = res->nrows == 1;

@@ -12,8 +12,8 @@
 #include "db.h"
 
 struct cb_reassign_counts {
-	int assigned;  /* chats given to agents, by the timeouts' drains and the final drains */
-	int requeued;  /* chats of timed-out agents put back in their queues */
+	int assigned; /* chats given to agents, by the timeouts' drains and the final drains */
+	int requeued; /* chats of timed-out agents put back in their queues */
 	int timed_out; /* agents set offline */
 };
 

@@ -10,8 +10,8 @@
 #define SEEN_REFRESH_SECONDS 5
 
 int
-cb_db_session_create(struct cb_db *db, long long user_id, int ttl, char token[CB_TOKEN_HEX + 1],
-    char **expires_at)
+cb_db_session_create(
+    struct cb_db *db, long long user_id, int ttl, char token[CB_TOKEN_HEX + 1], char **expires_at)
 {
 	unsigned char hash[CB_TOKEN_HASH];
 	struct cb_res *res;
@@ -24,8 +24,8 @@ cb_db_session_create(struct cb_db *db, long long user_id, int ttl, char token[CB
 	    "ibi", user_id, hash, sizeof hash, (long long)ttl);
 	if (rc != CB_OK)
 		return rc;
-	rc = cb_db_query(db, &res, "SELECT expires_at FROM sessions WHERE id = ?", "i",
-	    cb_db_insert_id(db));
+	rc = cb_db_query(
+	    db, &res, "SELECT expires_at FROM sessions WHERE id = ?", "i", cb_db_insert_id(db));
 	if (rc != CB_OK)
 		return rc;
 	*expires_at = res->nrows ? xstrdup(cb_res_str(res, 0, "expires_at")) : xstrdup("");
@@ -46,10 +46,11 @@ cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out)
 	rc = cb_db_query(db, &res,
 	    "SELECT s.id AS session_id, u.id, u.role, u.department_id, u.full_name, "
 	    "  u.role = 'agent' AND (u.last_seen_at IS NULL OR "
-	    "    u.last_seen_at < NOW(3) - INTERVAL " CB_STR(SEEN_REFRESH_SECONDS) " SECOND) AS stale "
-	    "FROM sessions s JOIN users u ON u.id = s.user_id "
-	    "WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > NOW(3) "
-	    "  AND u.is_active",
+	    "    u.last_seen_at < NOW(3) - INTERVAL " CB_STR(
+	        SEEN_REFRESH_SECONDS) " SECOND) AS stale "
+	                              "FROM sessions s JOIN users u ON u.id = s.user_id "
+	                              "WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > NOW(3) "
+	                              "  AND u.is_active",
 	    "b", hash, sizeof hash);
 	if (rc != CB_OK)
 		return rc;
@@ -65,15 +66,17 @@ cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out)
 	int stale = cb_res_int(res, 0, "stale") != 0;
 	cb_res_free(res);
 	if (stale)
-		rc = cb_db_exec(db, "UPDATE users SET last_seen_at = NOW(3) WHERE id = ?", "i", out->id);
+		rc = cb_db_exec(
+		    db, "UPDATE users SET last_seen_at = NOW(3) WHERE id = ?", "i", out->id);
 	return rc;
 }
 
 int
 cb_db_session_revoke(struct cb_db *db, long long session_id)
 {
-	return cb_db_exec(db, "UPDATE sessions SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL",
-	    "i", session_id);
+	return cb_db_exec(db,
+	    "UPDATE sessions SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL", "i",
+	    session_id);
 }
 
 int

@@ -9,8 +9,8 @@
  * Issues a token for user_id valid for ttl seconds. token receives the
  * token text, *expires_at (caller frees) its expiry as RFC 3339.
  */
-int cb_db_session_create(struct cb_db *db, long long user_id, int ttl,
-    char token[CB_TOKEN_HEX + 1], char **expires_at);
+int cb_db_session_create(
+    struct cb_db *db, long long user_id, int ttl, char token[CB_TOKEN_HEX + 1], char **expires_at);
 /*
  * The active user behind a live token, or CB_ERR_NOTFOUND. Refreshes an
  * agent's last_seen_at, at most every few seconds so reads stay reads.

@@ -11,7 +11,8 @@ int
 cb_db_user_json(struct cb_db *db, long long id, json_object **out)
 {
 	struct cb_res *res;
-	int rc = cb_db_query_one(db, &res, "SELECT " CB_USER_COLUMNS CB_USER_FROM "WHERE u.id = ?", "i", id);
+	int rc = cb_db_query_one(
+	    db, &res, "SELECT " CB_USER_COLUMNS CB_USER_FROM "WHERE u.id = ?", "i", id);
 
 	*out = NULL;
 	if (rc == CB_OK) {
@@ -22,8 +23,8 @@ cb_db_user_json(struct cb_db *db, long long id, json_object **out)
 }
 
 /* The filtered active users; the derived status can only be filtered outside. */
-#define USERS_FILTERED                                                                   \
-	"(SELECT " CB_USER_COLUMNS CB_USER_FROM                                               \
+#define USERS_FILTERED \
+	"(SELECT " CB_USER_COLUMNS CB_USER_FROM \
 	"WHERE u.is_active AND (NOT ? OR u.role <> 'customer') AND (? IS NULL OR u.role = ?) " \
 	"  AND (? IS NULL OR u.department_id = ?)) x WHERE (? IS NULL OR x.status = ?) "
 
@@ -33,16 +34,17 @@ cb_db_users_list(struct cb_db *db, const struct cb_user_filter *f, long long lim
 {
 	struct cb_res *res;
 	int rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM " USERS_FILTERED, "issIIss",
-	    (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id, f->status,
-	    f->status);
+	    (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id,
+	    f->status, f->status);
 
 	*out = NULL;
 	if (rc != CB_OK)
 		return rc;
 	*total = cb_res_int(res, 0, "n");
 	cb_res_free(res);
-	rc = cb_db_query(db, &res, "SELECT x.* FROM " USERS_FILTERED "ORDER BY x.id LIMIT ? OFFSET ?",
-	    "issIIssii", (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id,
+	rc = cb_db_query(db, &res,
+	    "SELECT x.* FROM " USERS_FILTERED "ORDER BY x.id LIMIT ? OFFSET ?", "issIIssii",
+	    (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id,
 	    f->status, f->status, limit, offset);
 	if (rc != CB_OK)
 		return rc;
@@ -70,8 +72,8 @@ cb_db_user_facts(struct cb_db *db, long long id, unsigned *role, int *is_active)
 }
 
 int
-cb_db_user_in_visible_chat(struct cb_db *db, long long agent_id, long long agent_dept,
-    long long customer_id, int *yes)
+cb_db_user_in_visible_chat(
+    struct cb_db *db, long long agent_id, long long agent_dept, long long customer_id, int *yes)
 {
 	struct cb_res *res;
 	int rc = cb_db_query(db, &res,
@@ -143,11 +145,13 @@ static int
 load_row(struct cb_db *db, long long id, int lock, struct user_row *row)
 {
 	struct cb_res *res;
-	int rc = lock ? cb_db_query(db, &res,
-			    "SELECT role, department_id, is_active, max_chats FROM users WHERE id = ? FOR UPDATE",
-			    "i", id)
-		      : cb_db_query(db, &res,
-			    "SELECT role, department_id, is_active, max_chats FROM users WHERE id = ?", "i", id);
+	int rc = lock
+	    ? cb_db_query(db, &res,
+	          "SELECT role, department_id, is_active, max_chats FROM users WHERE id = ? FOR UPDATE",
+	          "i", id)
+	    : cb_db_query(db, &res,
+	          "SELECT role, department_id, is_active, max_chats FROM users WHERE id = ?", "i",
+	          id);
 
 	if (rc != CB_OK)
 		return rc;
@@ -165,12 +169,12 @@ load_row(struct cb_db *db, long long id, int lock, struct user_row *row)
 
 /* The state in asks for, starting from before. */
 static void
-wanted_state(const struct cb_user_input *in, const struct cb_user_state *before,
-    struct cb_user_state *after)
+wanted_state(
+    const struct cb_user_input *in, const struct cb_user_state *before, struct cb_user_state *after)
 {
 	after->role = in->has_role ? in->role : before->role;
-	after->department_id = cb_logic_user_department(after->role, in->has_department,
-	    in->department_id, before->department_id);
+	after->department_id = cb_logic_user_department(
+	    after->role, in->has_department, in->department_id, before->department_id);
 	after->is_active = in->has_active ? in->is_active : before->is_active;
 }
 
@@ -189,10 +193,11 @@ write_row(struct cb_db *db, long long id, const struct cb_user_input *in,
 	    "  full_name = IF(?, ?, full_name), email = IF(?, ?, email), role = ?, department_id = ?, "
 	    "  max_chats = IF(?, ?, max_chats), is_active = ?, "
 	    "  presence = IF(?, 'offline', presence), updated_at = NOW(3) WHERE id = ?",
-	    "isisisissIiiiii", (long long)in->has_username, in->username, (long long)in->has_password,
-	    in->password_hash, (long long)in->has_full_name, in->full_name, (long long)in->has_email,
-	    in->email, cb_role_name(after->role), after->department_id, (long long)in->has_max_chats,
-	    in->max_chats, (long long)after->is_active, (long long)offline, id);
+	    "isisisissIiiiii", (long long)in->has_username, in->username,
+	    (long long)in->has_password, in->password_hash, (long long)in->has_full_name,
+	    in->full_name, (long long)in->has_email, in->email, cb_role_name(after->role),
+	    after->department_id, (long long)in->has_max_chats, in->max_chats,
+	    (long long)after->is_active, (long long)offline, id);
 }
 
 /* The effects after the row is written: tokens, the event, the drains. */
@@ -205,8 +210,8 @@ after_write(struct cb_db *db, long long id, const struct cb_user_state *before,
 	if (before->is_active && !after->is_active)
 		rc = cb_db_sessions_revoke_user(db, id);
 	if (rc == CB_OK && plan->status_event)
-		rc = status_event(db, id, before->department_id != after->department_id ?
-		    before->department_id : 0, ev);
+		rc = status_event(db, id,
+		    before->department_id != after->department_id ? before->department_id : 0, ev);
 	for (int i = 0; i < 2 && rc == CB_OK; i++)
 		if (plan->drain[i] > 0)
 			rc = cb_db_assign_drain(db, plan->drain[i], ev, NULL);
@@ -227,8 +232,9 @@ cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in
 	wanted_state(in, &row.st, &after);
 	const char *field = cb_logic_user_shape_field(&after);
 	if (field != NULL) {
-		cb_error_set(e, 422, "validation_error", field, after.role == CB_ROLE_AGENT ?
-		    "an agent needs a department_id" : "only agents belong to a department");
+		cb_error_set(e, 422, "validation_error", field,
+		    after.role == CB_ROLE_AGENT ? "an agent needs a department_id"
+		                                : "only agents belong to a department");
 		return CB_ERR_REPLY;
 	}
 	/* Departments first, then the user's row (db-assign.h). */
@@ -237,9 +243,10 @@ cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in
 		return rc;
 	if (locked.st.department_id != row.st.department_id)
 		return CB_ERR_RETRY; /* moved meanwhile: our locks are the wrong ones */
-	cb_logic_user_plan(&row.st, &after, in->has_max_chats && in->max_chats > row.max_chats, &plan);
-	if (plan.check_department && (rc = cb_db_department_usable(db, after.department_id)) ==
-	    CB_ERR_NOTFOUND)
+	cb_logic_user_plan(
+	    &row.st, &after, in->has_max_chats && in->max_chats > row.max_chats, &plan);
+	if (plan.check_department &&
+	    (rc = cb_db_department_usable(db, after.department_id)) == CB_ERR_NOTFOUND)
 		return department_unusable(e);
 	if (rc == CB_OK && plan.requeue)
 		rc = cb_db_assign_requeue_agent(db, id, ev, NULL);
@@ -264,8 +271,9 @@ cb_db_user_deactivate(struct cb_db *db, long long id, struct cb_events *ev)
 	if (role == CB_ROLE_AGENT)
 		rc = cb_db_agent_set_presence(db, id, "offline", 1, ev, NULL, NULL);
 	else
-		rc = cb_db_exec(db, "UPDATE users SET is_active = FALSE, updated_at = NOW(3) WHERE id = ?",
-		    "i", id);
+		rc = cb_db_exec(db,
+		    "UPDATE users SET is_active = FALSE, updated_at = NOW(3) WHERE id = ?", "i",
+		    id);
 	if (rc == CB_OK)
 		rc = cb_db_sessions_revoke_user(db, id);
 	return rc;
@@ -274,8 +282,8 @@ cb_db_user_deactivate(struct cb_db *db, long long id, struct cb_events *ev)
 int
 cb_db_user_heartbeat(struct cb_db *db, long long id)
 {
-	int rc = cb_db_exec(db, "UPDATE users SET last_seen_at = NOW(3) WHERE id = ? AND is_active", "i",
-	    id);
+	int rc = cb_db_exec(
+	    db, "UPDATE users SET last_seen_at = NOW(3) WHERE id = ? AND is_active", "i", id);
 
 	if (rc == CB_OK && cb_db_affected(db) != 1)
 		rc = CB_ERR_NOTFOUND;

@@ -22,14 +22,14 @@
 	"(SELECT COUNT(*) FROM chats c FORCE INDEX (ix_chats_agent) " \
 	"  WHERE c.agent_id = u.id AND c.status = 'active')"
 #define CB_USER_AVAILABLE "(u.presence = 'available' AND " CB_ACTIVE_CHATS " < u.max_chats)"
-#define CB_USER_COLUMNS                                                                  \
-	"u.id, u.username, u.email, u.full_name, u.role, u.department_id, "                  \
-	"CASE WHEN u.role <> 'agent' THEN NULL "                                             \
-	"  WHEN u.presence = 'offline' THEN 'offline' "                                      \
-	"  WHEN u.presence = 'busy' OR " CB_ACTIVE_CHATS " >= u.max_chats THEN 'busy' "      \
-	"  ELSE 'available' END AS status, "                                                 \
-	"IF(u.role = 'agent', u.presence, NULL) AS presence, u.max_chats, "                  \
-	CB_ACTIVE_CHATS " AS active_chats, u.is_active, u.last_seen_at, "                    \
+#define CB_USER_COLUMNS \
+	"u.id, u.username, u.email, u.full_name, u.role, u.department_id, " \
+	"CASE WHEN u.role <> 'agent' THEN NULL " \
+	"  WHEN u.presence = 'offline' THEN 'offline' " \
+	"  WHEN u.presence = 'busy' OR " CB_ACTIVE_CHATS " >= u.max_chats THEN 'busy' " \
+	"  ELSE 'available' END AS status, " \
+	"IF(u.role = 'agent', u.presence, NULL) AS presence, u.max_chats, " CB_ACTIVE_CHATS \
+	" AS active_chats, u.is_active, u.last_seen_at, " \
 	"u.created_at, u.updated_at "
 #define CB_USER_FROM "FROM users u "
 
@@ -38,10 +38,10 @@ int cb_db_user_json(struct cb_db *db, long long id, json_object **out);
 
 /* What GET /api/users/ asks for; NULL / 0 fields do not filter. */
 struct cb_user_filter {
-	int staff_only;          /* admins and agents only */
-	const char *role;        /* "admin" | "agent" | "customer" */
+	int staff_only; /* admins and agents only */
+	const char *role; /* "admin" | "agent" | "customer" */
 	long long department_id;
-	const char *status;      /* the derived status: "available" | "busy" | "offline" */
+	const char *status; /* the derived status: "available" | "busy" | "offline" */
 };
 
 /*
@@ -58,8 +58,8 @@ int cb_db_user_facts(struct cb_db *db, long long id, unsigned *role, int *is_act
  * Non-zero in *yes when customer_id has a chat visible to the agent: one of
  * the agent's department or assigned to the agent (contract 3).
  */
-int cb_db_user_in_visible_chat(struct cb_db *db, long long agent_id, long long agent_dept,
-    long long customer_id, int *yes);
+int cb_db_user_in_visible_chat(
+    struct cb_db *db, long long agent_id, long long agent_dept, long long customer_id, int *yes);
 
 /* What a POST or PUT of a user asks for; has_ flags say which fields were given. */
 struct cb_user_input {
@@ -68,8 +68,8 @@ struct cb_user_input {
 	const char *username;
 	const char *password_hash; /* Argon2id string, hashed before the transaction */
 	const char *full_name;
-	const char *email;       /* NULL: none */
-	unsigned role;           /* one CB_ROLE_ bit */
+	const char *email; /* NULL: none */
+	unsigned role; /* one CB_ROLE_ bit */
 	long long department_id; /* 0: none */
 	long long max_chats;
 	int is_active;

@@ -97,8 +97,9 @@ cb_db_ensure(struct cb_db *db)
 	mysql_options(db->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	mysql_options(db->conn, MYSQL_INIT_COMMAND, init_sql);
 	if (mysql_real_connect(db->conn, use_socket ? "localhost" : cfg->db_host, cfg->db_user,
-		cfg->db_password, cfg->db_name, use_socket ? 0 : (unsigned)cfg->db_port,
-		use_socket ? cfg->db_socket : NULL, CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS) == NULL) {
+	        cfg->db_password, cfg->db_name, use_socket ? 0 : (unsigned)cfg->db_port,
+	        use_socket ? cfg->db_socket : NULL,
+	        CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS) == NULL) {
 		cb_warn("database: cannot connect: %s", mysql_error(db->conn));
 		mysql_close(db->conn);
 		db->conn = NULL;
@@ -118,15 +119,12 @@ static int
 classify(struct cb_db *db, unsigned err, const char *what, const char *sql)
 {
 	switch (err) {
-	case ER_DUP_ENTRY:
-		return CB_ERR_DUPLICATE;
+	case ER_DUP_ENTRY: return CB_ERR_DUPLICATE;
 	case ER_LOCK_DEADLOCK:
-	case ER_LOCK_WAIT_TIMEOUT:
-		return CB_ERR_RETRY;
+	case ER_LOCK_WAIT_TIMEOUT: return CB_ERR_RETRY;
 	case ER_CONNECTION_KILLED:
 	case ER_SERVER_SHUTDOWN:
-	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */
-		break;
+	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */ break;
 	default:
 		if (err < CR_MIN_ERROR || err > CR_MAX_ERROR) {
 			cb_error("database: %s failed (%u): %s [%s]", what, err,
@@ -215,9 +213,7 @@ bind_params(struct params *p, const char *types, va_list ap)
 			p->lens[i] = (unsigned long)va_arg(ap, size_t);
 			b->length = &p->lens[i];
 			break;
-		default:
-			cb_error("database: bad parameter type '%c'", types[i]);
-			abort();
+		default: cb_error("database: bad parameter type '%c'", types[i]); abort();
 		}
 	}
 }
@@ -251,7 +247,8 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 			va_copy(aq, ap);
 			bind_params(&p, types, aq);
 			va_end(aq);
-			if (mysql_stmt_bind_param(stmt, p.bind) != 0 || mysql_stmt_execute(stmt) != 0)
+			if (mysql_stmt_bind_param(stmt, p.bind) != 0 ||
+			    mysql_stmt_execute(stmt) != 0)
 				rc = classify(db, mysql_stmt_errno(stmt), "execute", sql);
 			else
 				rc = CB_OK;
@@ -299,22 +296,18 @@ static enum cb_col_type
 col_type(const MYSQL_FIELD *f)
 {
 	switch (f->type) {
-	case MYSQL_TYPE_TINY:
-		return CB_COL_BOOL;
+	case MYSQL_TYPE_TINY: return CB_COL_BOOL;
 	case MYSQL_TYPE_SHORT:
 	case MYSQL_TYPE_LONG:
 	case MYSQL_TYPE_INT24:
 	case MYSQL_TYPE_LONGLONG:
 	case MYSQL_TYPE_YEAR:
 	case MYSQL_TYPE_NEWDECIMAL:
-	case MYSQL_TYPE_DECIMAL:
-		return CB_COL_INT;
+	case MYSQL_TYPE_DECIMAL: return CB_COL_INT;
 	case MYSQL_TYPE_DATETIME:
 	case MYSQL_TYPE_TIMESTAMP:
-	case MYSQL_TYPE_DATE:
-		return CB_COL_TIME;
-	default:
-		return CB_COL_STR;
+	case MYSQL_TYPE_DATE: return CB_COL_TIME;
+	default: return CB_COL_STR;
 	}
 }
 
@@ -372,7 +365,8 @@ fetch_all(struct cb_db *db, MYSQL_STMT *stmt, const char *sql, struct cb_res **o
 		if (res->types[c] == CB_COL_INT || res->types[c] == CB_COL_BOOL) {
 			b->buffer_type = MYSQL_TYPE_LONGLONG;
 			b->buffer = &rb.ints[c];
-			if (fields[c].type == MYSQL_TYPE_NEWDECIMAL || fields[c].type == MYSQL_TYPE_DECIMAL) {
+			if (fields[c].type == MYSQL_TYPE_NEWDECIMAL ||
+			    fields[c].type == MYSQL_TYPE_DECIMAL) {
 				b->buffer_type = MYSQL_TYPE_STRING;
 				b->buffer = rb.strs[c] = xmalloc(72);
 				b->buffer_length = 72;
@@ -535,7 +529,8 @@ cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
 		}
 		db->in_tx = 0;
 		if (rc == CB_ERR_RETRY)
-			cb_info("database: transaction retried after a deadlock (attempt %d)", attempt + 1);
+			cb_info("database: transaction retried after a deadlock (attempt %d)",
+			    attempt + 1);
 	}
 	return rc;
 }
@@ -548,13 +543,15 @@ cb_db_chat_mutex(struct cb_db *db, long long chat_id)
 	for (size_t i = 0; i < db->nmutexes; i++)
 		if (db->mutexes[i] == chat_id)
 			return CB_OK;
-	int rc = cb_db_query(db, &res, "SELECT GET_LOCK(CONCAT('carebot.chat.', ?), 10) AS got", "i", chat_id);
+	int rc = cb_db_query(
+	    db, &res, "SELECT GET_LOCK(CONCAT('carebot.chat.', ?), 10) AS got", "i", chat_id);
 	if (rc != CB_OK)
 		return rc;
 	int got = res->nrows == 1 && cb_res_int(res, 0, "got") == 1;
 	cb_res_free(res);
 	if (!got) {
-		cb_warn("chat %lld: mutex not granted within 10 s; retrying the transaction", chat_id);
+		cb_warn(
+		    "chat %lld: mutex not granted within 10 s; retrying the transaction", chat_id);
 		return CB_ERR_RETRY;
 	}
 	if (db->nmutexes == db->capmutexes) {
@@ -643,16 +640,10 @@ cb_res_row_json(const struct cb_res *res, unsigned row)
 			continue;
 		if (!v->is_null) {
 			switch (res->types[c]) {
-			case CB_COL_INT:
-				j = json_object_new_int64(v->i);
-				break;
-			case CB_COL_BOOL:
-				j = json_object_new_boolean(v->i != 0);
-				break;
+			case CB_COL_INT: j = json_object_new_int64(v->i); break;
+			case CB_COL_BOOL: j = json_object_new_boolean(v->i != 0); break;
 			case CB_COL_TIME:
-			case CB_COL_STR:
-				j = json_object_new_string(v->s);
-				break;
+			case CB_COL_STR: j = json_object_new_string(v->s); break;
 			}
 		}
 		json_object_object_add(obj, res->names[c], j);

@@ -11,7 +11,7 @@
 
 struct cb_event {
 	char *channels; /* comma-separated Nchan ids: "chat/7,agent/3,department/1" */
-	char *json;     /* {"type","chat_id","at","data"} */
+	char *json; /* {"type","chat_id","at","data"} */
 };
 
 struct cb_events {

@@ -33,9 +33,11 @@ lexically_strict(const char *s, size_t len)
 			size_t n = 1;
 			while (i + n < len && isalpha((unsigned char)s[i + n]))
 				n++;
-			int exponent = n == 1 && (c == 'e' || c == 'E') && i > 0 && isdigit((unsigned char)s[i - 1]);
+			int exponent = n == 1 && (c == 'e' || c == 'E') && i > 0 &&
+			    isdigit((unsigned char)s[i - 1]);
 			if (!exponent && !(n == 4 && memcmp(s + i, "true", 4) == 0) &&
-			    !(n == 5 && memcmp(s + i, "false", 5) == 0) && !(n == 4 && memcmp(s + i, "null", 4) == 0))
+			    !(n == 5 && memcmp(s + i, "false", 5) == 0) &&
+			    !(n == 4 && memcmp(s + i, "null", 4) == 0))
 				return 0;
 			i += n - 1;
 		}
@@ -72,7 +74,8 @@ cb_json_parse_body(const char *body, size_t len, json_object **out, struct cb_er
 			json_object_put(obj);
 		cb_error_set(e, 400, "bad_json", NULL, "the body is not valid JSON%s%s",
 		    jerr != json_tokener_success ? ": " : "",
-		    jerr != json_tokener_success ? json_tokener_error_desc(jerr) : " (trailing data)");
+		    jerr != json_tokener_success ? json_tokener_error_desc(jerr)
+		                                 : " (trailing data)");
 		return CB_ERR_REPLY;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
@@ -135,16 +138,18 @@ cb_json_string(json_object *obj, const char *key, unsigned flags, size_t min, si
 	size_t bytes = (size_t)json_object_get_string_len(v);
 	size_t chars = cb_utf8_length(s, bytes);
 	if (strlen(s) != bytes) {
-		cb_error_set(e, 422, "validation_error", key, "%s must not contain NUL characters", key);
+		cb_error_set(
+		    e, 422, "validation_error", key, "%s must not contain NUL characters", key);
 		return CB_ERR_REPLY;
 	}
 	if (chars < min || chars > max) {
-		cb_error_set(e, 422, "validation_error", key, "%s must be %zu to %zu characters long", key,
-		    min, max);
+		cb_error_set(e, 422, "validation_error", key,
+		    "%s must be %zu to %zu characters long", key, min, max);
 		return CB_ERR_REPLY;
 	}
 	if ((flags & CB_F_NOTBLANK) && blank(s)) {
-		cb_error_set(e, 422, "validation_error", key, "%s must not be only white space", key);
+		cb_error_set(
+		    e, 422, "validation_error", key, "%s must not be only white space", key);
 		return CB_ERR_REPLY;
 	}
 	f->s = s;
@@ -168,8 +173,8 @@ cb_json_int(json_object *obj, const char *key, unsigned flags, long long min, lo
 	/* Values past the int64 range saturate, and so fail the range check too. */
 	long long i = json_object_get_int64(v);
 	if (i < min || i > max) {
-		cb_error_set(e, 422, "validation_error", key, "%s must be from %lld to %lld", key, min,
-		    max);
+		cb_error_set(
+		    e, 422, "validation_error", key, "%s must be from %lld to %lld", key, min, max);
 		return CB_ERR_REPLY;
 	}
 	f->i = i;
@@ -177,8 +182,8 @@ cb_json_int(json_object *obj, const char *key, unsigned flags, long long min, lo
 }
 
 int
-cb_json_bool(json_object *obj, const char *key, unsigned flags, struct cb_field *f,
-    struct cb_error *e)
+cb_json_bool(
+    json_object *obj, const char *key, unsigned flags, struct cb_field *f, struct cb_error *e)
 {
 	json_object *v;
 	int rc = lookup(obj, key, flags, f, e, &v);
@@ -215,5 +220,6 @@ cb_json_enum(json_object *obj, const char *key, unsigned flags, const char *cons
 const char *
 cb_json_text(json_object *obj)
 {
-	return json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	return json_object_to_json_string_ext(
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }

@@ -36,8 +36,8 @@ int cb_json_string(json_object *obj, const char *key, unsigned flags, size_t min
     struct cb_field *f, struct cb_error *e);
 int cb_json_int(json_object *obj, const char *key, unsigned flags, long long min, long long max,
     struct cb_field *f, struct cb_error *e);
-int cb_json_bool(json_object *obj, const char *key, unsigned flags, struct cb_field *f,
-    struct cb_error *e);
+int cb_json_bool(
+    json_object *obj, const char *key, unsigned flags, struct cb_field *f, struct cb_error *e);
 /* A string that must be one of choices (a NULL-terminated list). */
 int cb_json_enum(json_object *obj, const char *key, unsigned flags, const char *const *choices,
     struct cb_field *f, struct cb_error *e);

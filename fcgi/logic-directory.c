@@ -9,8 +9,8 @@
 int
 cb_logic_user_admin_only_field(const char *key)
 {
-	static const char *const admin_only[] = {"username", "role", "department_id", "max_chats",
-	    "is_active"};
+	static const char *const admin_only[] = {
+	    "username", "role", "department_id", "max_chats", "is_active"};
 
 	for (size_t i = 0; i < CB_ARRAY_LEN(admin_only); i++)
 		if (strcmp(key, admin_only[i]) == 0)

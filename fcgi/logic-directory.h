@@ -44,17 +44,17 @@ int cb_logic_user_write_access(unsigned caller_role, long long caller_id, long l
 
 /* A user's state as far as departments and the engine are concerned. */
 struct cb_user_state {
-	unsigned role;           /* one CB_ROLE_ bit */
+	unsigned role; /* one CB_ROLE_ bit */
 	long long department_id; /* 0: none */
 	int is_active;
 };
 
 /* What an update from before to after must do. */
 struct cb_user_plan {
-	int requeue;          /* return the agent's active chats to their queues first (6.4) */
+	int requeue; /* return the agent's active chats to their queues first (6.4) */
 	int check_department; /* after.department_id must be a live, active department */
-	long long drain[2];   /* departments whose queues to serve afterwards (0: none) */
-	int status_event;     /* agent.status is due */
+	long long drain[2]; /* departments whose queues to serve afterwards (0: none) */
+	int status_event; /* agent.status is due */
 };
 
 /*
@@ -62,8 +62,8 @@ struct cb_user_plan {
  * given, 0 for null), else the current one for an agent and none for
  * everyone else (a user who stops being an agent leaves its department).
  */
-long long cb_logic_user_department(unsigned role, int has_dept, long long want_dept,
-    long long current_dept);
+long long cb_logic_user_department(
+    unsigned role, int has_dept, long long want_dept, long long current_dept);
 
 /*
  * NULL when the shape is valid, else the field at fault: an agent needs a

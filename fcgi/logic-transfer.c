@@ -12,7 +12,8 @@ cb_logic_transfer_check(const struct cb_transfer_chat *chat, const struct cb_tra
 	if (!target->exists || !target->is_active)
 		return CB_TRANSFER_BAD_DEPARTMENT;
 	if (agent->id <= 0)
-		return target->id == chat->department_id ? CB_TRANSFER_SAME_DEPARTMENT : CB_TRANSFER_OK;
+		return target->id == chat->department_id ? CB_TRANSFER_SAME_DEPARTMENT
+		                                         : CB_TRANSFER_OK;
 	if (!agent->exists || !agent->is_agent || !agent->is_active ||
 	    agent->department_id != target->id)
 		return CB_TRANSFER_BAD_AGENT;
@@ -31,9 +32,7 @@ cb_logic_transfer_error(enum cb_transfer_verdict v, int *status, const char **co
 	*code = "validation_error";
 	*field = NULL;
 	switch (v) {
-	case CB_TRANSFER_OK:
-		*status = 200, *code = NULL, *message = "ok";
-		break;
+	case CB_TRANSFER_OK: *status = 200, *code = NULL, *message = "ok"; break;
 	case CB_TRANSFER_CHAT_CLOSED:
 		*status = 409, *code = "chat_closed", *message = "the chat is closed";
 		break;
@@ -42,10 +41,12 @@ cb_logic_transfer_error(enum cb_transfer_verdict v, int *status, const char **co
 		break;
 	case CB_TRANSFER_SAME_DEPARTMENT:
 		*field = "department_id";
-		*message = "the chat is already in this department; name an agent_id to move it within it";
+		*message =
+		    "the chat is already in this department; name an agent_id to move it within it";
 		break;
 	case CB_TRANSFER_BAD_AGENT:
-		*field = "agent_id", *message = "agent_id must be an active agent of the target department";
+		*field = "agent_id",
+		*message = "agent_id must be an active agent of the target department";
 		break;
 	case CB_TRANSFER_ALREADY_HOLDS:
 		*field = "agent_id", *message = "the chat is already assigned to this agent";
@@ -58,14 +59,14 @@ cb_logic_transfer_error(enum cb_transfer_verdict v, int *status, const char **co
 }
 
 size_t
-cb_logic_transfer_message(char *out, size_t outlen, const char *from, const char *to,
-    const char *by, const char *reason)
+cb_logic_transfer_message(
+    char *out, size_t outlen, const char *from, const char *to, const char *by, const char *reason)
 {
 	int n;
 
 	if (reason != NULL && reason[0] != '\0')
-		n = snprintf(out, outlen, "Chat transferred from %s to %s by %s. Reason: %s", from, to, by,
-		    reason);
+		n = snprintf(out, outlen, "Chat transferred from %s to %s by %s. Reason: %s", from,
+		    to, by, reason);
 	else
 		n = snprintf(out, outlen, "Chat transferred from %s to %s by %s.", from, to, by);
 	return n < 0 ? 0 : (size_t)n;

@@ -24,22 +24,22 @@ struct cb_transfer_dept {
 
 /* The named agent (only read when the request names one). */
 struct cb_transfer_agent {
-	long long id;    /* 0: the request names no agent */
-	int exists;      /* a user with that id exists */
-	int is_agent;    /* role agent */
+	long long id; /* 0: the request names no agent */
+	int exists; /* a user with that id exists */
+	int is_agent; /* role agent */
 	int is_active;
 	long long department_id;
-	int available;   /* presence available */
+	int available; /* presence available */
 	int active_chats, max_chats;
 };
 
 enum cb_transfer_verdict {
 	CB_TRANSFER_OK,
-	CB_TRANSFER_CHAT_CLOSED,      /* 409 chat_closed */
-	CB_TRANSFER_BAD_DEPARTMENT,   /* 422 department_id: unknown or inactive */
-	CB_TRANSFER_SAME_DEPARTMENT,  /* 422 department_id: same department, no agent named */
-	CB_TRANSFER_BAD_AGENT,        /* 422 agent_id: not an active agent of the target */
-	CB_TRANSFER_ALREADY_HOLDS,    /* 422 agent_id: the named agent has the chat already */
+	CB_TRANSFER_CHAT_CLOSED, /* 409 chat_closed */
+	CB_TRANSFER_BAD_DEPARTMENT, /* 422 department_id: unknown or inactive */
+	CB_TRANSFER_SAME_DEPARTMENT, /* 422 department_id: same department, no agent named */
+	CB_TRANSFER_BAD_AGENT, /* 422 agent_id: not an active agent of the target */
+	CB_TRANSFER_ALREADY_HOLDS, /* 422 agent_id: the named agent has the chat already */
 	CB_TRANSFER_AGENT_UNAVAILABLE /* 409 agent_unavailable: not available or full */
 };
 
@@ -56,7 +56,7 @@ void cb_logic_transfer_error(enum cb_transfer_verdict v, int *status, const char
  * when reason is neither NULL nor empty; into out (size outlen, always
  * terminated). Returns the length it needed, like snprintf.
  */
-size_t cb_logic_transfer_message(char *out, size_t outlen, const char *from, const char *to,
-    const char *by, const char *reason);
+size_t cb_logic_transfer_message(
+    char *out, size_t outlen, const char *from, const char *to, const char *by, const char *reason);
 
 #endif

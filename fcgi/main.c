@@ -58,8 +58,9 @@ serve(FCGX_Request *fcgx, const struct cb_config *cfg, struct cb_db *db)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: carebot-fcgi [-c carebot.conf]\n"
-			"Run under spawn-fcgi (and multiwatch); the FastCGI socket is fd 0.\n");
+	fprintf(stderr,
+	    "usage: carebot-fcgi [-c carebot.conf]\n"
+	    "Run under spawn-fcgi (and multiwatch); the FastCGI socket is fd 0.\n");
 	exit(2);
 }
 

@@ -42,8 +42,8 @@ apply(struct cb_db *db, const char *dir, const char *name)
 {
 	struct cb_res *res;
 	char *path, *sql;
-	int rc = cb_db_query(db, &res, "SELECT 1 AS applied FROM schema_migrations WHERE version = ?",
-	    "s", name);
+	int rc = cb_db_query(
+	    db, &res, "SELECT 1 AS applied FROM schema_migrations WHERE version = ?", "s", name);
 
 	if (rc != CB_OK)
 		return rc;
@@ -57,7 +57,8 @@ apply(struct cb_db *db, const char *dir, const char *name)
 		fprintf(stderr, "carebot-admin: cannot read %s: %s\n", path, strerror(errno));
 		rc = CB_ERR;
 	} else if ((rc = cb_db_exec_script(db, sql)) == CB_OK) {
-		rc = cb_db_exec(db, "INSERT INTO schema_migrations (version) VALUES (?)", "s", name);
+		rc =
+		    cb_db_exec(db, "INSERT INTO schema_migrations (version) VALUES (?)", "s", name);
 		printf("applied %s\n", name);
 	} else {
 		fprintf(stderr, "carebot-admin: migration %s failed (see the log above)\n", name);
@@ -76,7 +77,8 @@ cb_migrate(struct cb_db *db, const char *dir)
 
 	rc = cb_db_exec(db,
 	    "CREATE TABLE IF NOT EXISTS schema_migrations (version VARCHAR(255) NOT NULL PRIMARY KEY, "
-	    "applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB", "");
+	    "applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB",
+	    "");
 	/* Two migrate runs at once: the second waits, then finds nothing to do. */
 	if (rc == CB_OK)
 		rc = cb_db_query(db, &res, "SELECT GET_LOCK('carebot.migrate', 60) AS got", "");
@@ -107,14 +109,14 @@ static const char *const departments[] = {"Customer Care", "Technical Support", 
 static const struct seed_user {
 	const char *username, *password, *full_name, *role, *department;
 } users[] = {
-	{"admin", "admin123", "Administrator", "admin", NULL},
-	{"alice_cc", "password123", "Alice Carter", "agent", "Customer Care"},
-	{"bob_cc", "password123", "Bob Collins", "agent", "Customer Care"},
-	{"charlie_tech", "password123", "Charlie Turner", "agent", "Technical Support"},
-	{"diana_tech", "password123", "Diana Taylor", "agent", "Technical Support"},
-	{"eve_sales", "password123", "Eve Sanders", "agent", "Sales"},
-	{"frank_billing", "password123", "Frank Bishop", "agent", "Billing"},
-	{"customer1", "password123", "Casey Customer", "customer", NULL},
+    {"admin", "admin123", "Administrator", "admin", NULL},
+    {"alice_cc", "password123", "Alice Carter", "agent", "Customer Care"},
+    {"bob_cc", "password123", "Bob Collins", "agent", "Customer Care"},
+    {"charlie_tech", "password123", "Charlie Turner", "agent", "Technical Support"},
+    {"diana_tech", "password123", "Diana Taylor", "agent", "Technical Support"},
+    {"eve_sales", "password123", "Eve Sanders", "agent", "Sales"},
+    {"frank_billing", "password123", "Frank Bishop", "agent", "Billing"},
+    {"customer1", "password123", "Casey Customer", "customer", NULL},
 };
 
 static int
@@ -134,8 +136,8 @@ seed_department(struct cb_db *db, const char *name, int want_default)
 	cb_res_free(res);
 	if (present)
 		return CB_OK;
-	return cb_db_exec(db, "INSERT INTO departments (name, is_default) VALUES (?, ?)", "si", name,
-	    (long long)is_default);
+	return cb_db_exec(db, "INSERT INTO departments (name, is_default) VALUES (?, ?)", "si",
+	    name, (long long)is_default);
 }
 
 static int
@@ -169,7 +171,7 @@ cb_seed(struct cb_db *db)
 	for (size_t i = 0; rc == CB_OK && i < CB_ARRAY_LEN(users); i++)
 		rc = seed_user(db, &users[i]);
 	if (rc == CB_OK)
-		printf("sample data in place: %zu departments, %zu users\n", CB_ARRAY_LEN(departments),
-		    CB_ARRAY_LEN(users));
+		printf("sample data in place: %zu departments, %zu users\n",
+		    CB_ARRAY_LEN(departments), CB_ARRAY_LEN(users));
 	return rc;
 }

@@ -98,8 +98,8 @@ cb_publish(const char *channels, const char *json)
 	if (rc != CB_OK) {
 		failures++;
 		paused_until_ms = cb_now_ms() + BACKOFF_MS;
-		cb_warn("publish to %s failed (status %ld); %lu failures so far; pausing %d ms", channels,
-		    status, failures, BACKOFF_MS);
+		cb_warn("publish to %s failed (status %ld); %lu failures so far; pausing %d ms",
+		    channels, status, failures, BACKOFF_MS);
 	}
 	free(path);
 	return rc;
@@ -110,8 +110,9 @@ cb_publish_ping(void)
 {
 	long status;
 
-	return request("GET", "/ping", NULL, &status) == CB_OK && status >= 200 && status < 300 ?
-	    CB_OK : CB_ERR;
+	return request("GET", "/ping", NULL, &status) == CB_OK && status >= 200 && status < 300
+	    ? CB_OK
+	    : CB_ERR;
 }
 
 unsigned long

@@ -96,8 +96,8 @@ cb_query_int(struct cb_request *req, const char *name, long long min, long long 
 	if (v == NULL)
 		return CB_OK;
 	if (cb_parse_int(v, min, cap ? 9223372036854775807LL : max, out) != CB_OK)
-		return cb_fail(req, 400, "bad_request", name, "%s must be an integer from %lld%s", name,
-		    min, cap ? " up" : "");
+		return cb_fail(req, 400, "bad_request", name, "%s must be an integer from %lld%s",
+		    name, min, cap ? " up" : "");
 	if (*out > max)
 		*out = max;
 	return CB_OK;
@@ -132,8 +132,8 @@ read_body(struct cb_request *req)
 		return cb_fail(req, 413, "too_large", NULL, "request body over 64 KiB");
 	req->body = xmalloc((size_t)declared + 1);
 	while (req->body_len < (size_t)declared) {
-		int n = FCGX_GetStr(req->body + req->body_len, (int)((size_t)declared - req->body_len),
-		    req->fcgx->in);
+		int n = FCGX_GetStr(req->body + req->body_len,
+		    (int)((size_t)declared - req->body_len), req->fcgx->in);
 		if (n <= 0)
 			break;
 		req->body_len += (size_t)n;

@@ -41,8 +41,8 @@ emit(struct cb_request *req, int status, const char *body)
 	req->replied = 1;
 	req->status = status;
 	char status_line[96];
-	int n = snprintf(status_line, sizeof status_line, "Status: %d %s\r\nCache-Control: no-store\r\n",
-	    status, reason(status));
+	int n = snprintf(status_line, sizeof status_line,
+	    "Status: %d %s\r\nCache-Control: no-store\r\n", status, reason(status));
 	FCGX_PutStr(status_line, n, out);
 	if (req->headers.len > 0)
 		FCGX_PutStr(req->headers.data, (int)req->headers.len, out);
@@ -52,7 +52,8 @@ emit(struct cb_request *req, int status, const char *body)
 		char head[128];
 		/* FCGX_FPrintF knows no %zu; format the header here. */
 		int hn = snprintf(head, sizeof head,
-		    "Content-Type: application/json; charset=utf-8\r\nContent-Length: %zu\r\n\r\n", len + 1);
+		    "Content-Type: application/json; charset=utf-8\r\nContent-Length: %zu\r\n\r\n",
+		    len + 1);
 		FCGX_PutStr(head, hn, out);
 		FCGX_PutStr(body, (int)len, out);
 		FCGX_PutChar('\n', out);
@@ -64,8 +65,9 @@ emit(struct cb_request *req, int status, const char *body)
 void
 cb_reply_json(struct cb_request *req, int status, json_object *body)
 {
-	emit(req, status, json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	emit(req, status,
+	    json_object_to_json_string_ext(
+	        body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(body);
 }
 
@@ -104,8 +106,8 @@ verror(struct cb_error *e, int status, const char *code, const char *field, cons
 }
 
 void
-cb_error_set(struct cb_error *e, int status, const char *code, const char *field,
-    const char *fmt, ...)
+cb_error_set(
+    struct cb_error *e, int status, const char *code, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -115,8 +117,8 @@ cb_error_set(struct cb_error *e, int status, const char *code, const char *field
 }
 
 int
-cb_fail(struct cb_request *req, int status, const char *code, const char *field,
-    const char *fmt, ...)
+cb_fail(
+    struct cb_request *req, int status, const char *code, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -171,7 +173,8 @@ cb_reply_failure(struct cb_request *req, int rc)
 	if (rc == CB_ERR_REPLY && req->error.code != NULL)
 		e = req->error;
 	else if (rc == CB_ERR_UNAVAILABLE)
-		cb_error_set(&e, 503, "unavailable", NULL, "the database cannot be reached; nothing was done");
+		cb_error_set(&e, 503, "unavailable", NULL,
+		    "the database cannot be reached; nothing was done");
 	else if (rc == CB_ERR_NOTFOUND)
 		cb_error_set(&e, 404, "not_found", NULL, "no such object");
 	else if (rc == CB_ERR_DUPLICATE)

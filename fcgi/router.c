@@ -9,12 +9,12 @@
 #include "util.h"
 
 static const struct cb_route *const tables[] = {
-	cb_api_auth_routes,
-	cb_api_health_routes,
-	cb_api_departments_routes,
-	cb_api_users_routes,
-	cb_api_chats_routes,
-	cb_api_internal_routes,
+    cb_api_auth_routes,
+    cb_api_health_routes,
+    cb_api_departments_routes,
+    cb_api_users_routes,
+    cb_api_chats_routes,
+    cb_api_internal_routes,
 };
 
 int
@@ -75,7 +75,8 @@ authenticate(struct cb_request *req)
 		return cb_fail(req, 401, "unauthorized", NULL, "a bearer token is required");
 	int rc = cb_db_session_lookup(req->db, token, &req->user);
 	if (rc == CB_ERR_NOTFOUND)
-		return cb_fail(req, 401, "unauthorized", NULL, "the token is unknown, expired or revoked");
+		return cb_fail(
+		    req, 401, "unauthorized", NULL, "the token is unknown, expired or revoked");
 	return rc;
 }
 
@@ -119,7 +120,8 @@ cb_router_dispatch(struct cb_request *req)
 		rc = cb_fail(req, 404, "not_found", NULL, "no such path: %s", req->path);
 	} else if (route == NULL) {
 		cb_reply_header(req, "Allow: %s", allow.data);
-		rc = cb_fail(req, 405, "method_not_allowed", NULL, "%s is not allowed here", req->method);
+		rc = cb_fail(
+		    req, 405, "method_not_allowed", NULL, "%s is not allowed here", req->method);
 	} else if ((rc = gate(req, route)) == CB_OK) {
 		rc = route->handler(req);
 	}

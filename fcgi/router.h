@@ -14,7 +14,7 @@ typedef int (*cb_handler_cb)(struct cb_request *req);
 struct cb_route {
 	const char *method;
 	const char *pattern; /* "/api/chats/{id}/messages": {id} is a positive integer */
-	unsigned roles;      /* CB_ROLE_ bits allowed; CB_ROLE_ANON: no token needed */
+	unsigned roles; /* CB_ROLE_ bits allowed; CB_ROLE_ANON: no token needed */
 	unsigned flags;
 	cb_handler_cb handler;
 };

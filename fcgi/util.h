@@ -10,13 +10,13 @@
  * Callers branch on the precise ones; anything else is an internal error.
  */
 #define CB_OK 0
-#define CB_ERR -1             /* internal error, already logged */
+#define CB_ERR -1 /* internal error, already logged */
 #define CB_ERR_UNAVAILABLE -2 /* the database cannot be reached */
 #define CB_ERR_NOTFOUND -3
 #define CB_ERR_CONFLICT -4
 #define CB_ERR_DUPLICATE -5 /* unique key violated */
-#define CB_ERR_RETRY -6     /* deadlock or lock wait timeout: run the transaction again */
-#define CB_ERR_REPLY -7     /* an error response has been recorded for the client */
+#define CB_ERR_RETRY -6 /* deadlock or lock wait timeout: run the transaction again */
+#define CB_ERR_REPLY -7 /* an error response has been recorded for the client */
 
 #define CB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define CB_XSTR(x) #x

@@ -20,13 +20,16 @@ START_TEST(envelope_has_type_chat_at_data)
 	json_object *env = json_tokener_parse(ev.items[0].json);
 	ck_assert_ptr_nonnull(env);
 	ck_assert_int_eq(json_object_object_length(env), 4);
-	ck_assert_str_eq(json_object_get_string(json_object_object_get(env, "type")), "chat.assigned");
+	ck_assert_str_eq(
+	    json_object_get_string(json_object_object_get(env, "type")), "chat.assigned");
 	ck_assert_int_eq(json_object_get_int(json_object_object_get(env, "chat_id")), 7);
 	const char *at = json_object_get_string(json_object_object_get(env, "at"));
 	ck_assert_uint_eq(strlen(at), 24); /* 2026-11-24T09:30:00.123Z */
 	ck_assert_int_eq(at[10], 'T');
 	ck_assert_int_eq(at[23], 'Z');
-	ck_assert_int_eq(json_object_get_int(json_object_object_get(json_object_object_get(env, "data"), "id")), 7);
+	ck_assert_int_eq(
+	    json_object_get_int(json_object_object_get(json_object_object_get(env, "data"), "id")),
+	    7);
 	json_object_put(env);
 	cb_events_clear(&ev);
 	ck_assert_uint_eq(ev.n, 0);

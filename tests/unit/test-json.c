@@ -57,7 +57,8 @@ END_TEST
 
 START_TEST(string_fields_check_type_length_and_blankness)
 {
-	json_object *obj = parse_ok("{\"name\":\"Caf\\u00e9\",\"n\":5,\"blank\":\"  \\t\",\"nul\":\"a\\u0000b\",\"z\":null}");
+	json_object *obj = parse_ok(
+	    "{\"name\":\"Caf\\u00e9\",\"n\":5,\"blank\":\"  \\t\",\"nul\":\"a\\u0000b\",\"z\":null}");
 	struct cb_error e = {0};
 	struct cb_field f;
 
@@ -70,7 +71,8 @@ START_TEST(string_fields_check_type_length_and_blankness)
 	ck_assert_str_eq(e.field, "name");
 	ck_assert_int_eq(cb_json_string(obj, "n", 0, 0, 10, &f, &e), CB_ERR_REPLY);
 	ck_assert_str_eq(e.field, "n");
-	ck_assert_int_eq(cb_json_string(obj, "missing", CB_F_REQUIRED, 0, 10, &f, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(
+	    cb_json_string(obj, "missing", CB_F_REQUIRED, 0, 10, &f, &e), CB_ERR_REPLY);
 	ck_assert_str_eq(e.field, "missing");
 	ck_assert_int_eq(cb_json_string(obj, "missing", 0, 0, 10, &f, &e), CB_OK);
 	ck_assert(!f.present);
@@ -86,7 +88,8 @@ END_TEST
 
 START_TEST(int_and_bool_fields_are_strict)
 {
-	json_object *obj = parse_ok("{\"i\":7,\"d\":7.0,\"s\":\"7\",\"big\":123456789012345678901234,\"b\":true,\"n\":0}");
+	json_object *obj = parse_ok(
+	    "{\"i\":7,\"d\":7.0,\"s\":\"7\",\"big\":123456789012345678901234,\"b\":true,\"n\":0}");
 	struct cb_error e = {0};
 	struct cb_field f;
 

@@ -6,8 +6,8 @@
 START_TEST(admin_only_fields_are_the_non_self_service_ones)
 {
 	const char *admin_only[] = {"username", "role", "department_id", "max_chats", "is_active"};
-	const char *self[] = {"full_name", "email", "password", "unknown", "status", "presence", "",
-	    "Role"};
+	const char *self[] = {
+	    "full_name", "email", "password", "unknown", "status", "presence", "", "Role"};
 
 	for (size_t i = 0; i < sizeof admin_only / sizeof admin_only[0]; i++)
 		ck_assert_msg(cb_logic_user_admin_only_field(admin_only[i]), "%s", admin_only[i]);
@@ -66,7 +66,8 @@ START_TEST(final_department_and_shape)
 	ck_assert_int_eq(cb_logic_user_department(CB_ROLE_CUSTOMER, 1, 3, 0), 3);
 
 	struct cb_user_state agent_dept = {CB_ROLE_AGENT, 3, 1}, agent_none = {CB_ROLE_AGENT, 0, 1};
-	struct cb_user_state admin_none = {CB_ROLE_ADMIN, 0, 1}, customer_dept = {CB_ROLE_CUSTOMER, 3, 1};
+	struct cb_user_state admin_none = {CB_ROLE_ADMIN, 0, 1},
+	                     customer_dept = {CB_ROLE_CUSTOMER, 3, 1};
 	ck_assert_ptr_null(cb_logic_user_shape_field(&agent_dept));
 	ck_assert_ptr_null(cb_logic_user_shape_field(&admin_none));
 	ck_assert_str_eq(cb_logic_user_shape_field(&agent_none), "department_id");

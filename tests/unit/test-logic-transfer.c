@@ -21,8 +21,14 @@ setup(void)
 static void
 name_agent(void)
 {
-	agent = (struct cb_transfer_agent){.id = 20, .exists = 1, .is_agent = 1, .is_active = 1,
-	    .department_id = 2, .available = 1, .active_chats = 1, .max_chats = 2};
+	agent = (struct cb_transfer_agent){.id = 20,
+	    .exists = 1,
+	    .is_agent = 1,
+	    .is_active = 1,
+	    .department_id = 2,
+	    .available = 1,
+	    .active_chats = 1,
+	    .max_chats = 2};
 }
 
 static enum cb_transfer_verdict
@@ -140,7 +146,8 @@ START_TEST(system_message_with_and_without_reason)
 	ck_assert_str_eq(buf, "Chat transferred from Sales to Billing by Eve.");
 	cb_logic_transfer_message(buf, sizeof buf, "Sales", "Billing", "Eve", "");
 	ck_assert_str_eq(buf, "Chat transferred from Sales to Billing by Eve.");
-	size_t need = cb_logic_transfer_message(buf, sizeof buf, "Sales", "Billing", "Eve", "invoice");
+	size_t need =
+	    cb_logic_transfer_message(buf, sizeof buf, "Sales", "Billing", "Eve", "invoice");
 	ck_assert_str_eq(buf, "Chat transferred from Sales to Billing by Eve. Reason: invoice");
 	ck_assert_uint_eq(need, strlen(buf));
 	need = cb_logic_transfer_message(buf, 8, "Sales", "Billing", "Eve", NULL);

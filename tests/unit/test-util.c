@@ -8,7 +8,7 @@ START_TEST(utf8_valid_accepts_well_formed)
 {
 	ck_assert(cb_utf8_valid("plain", 5));
 	ck_assert(cb_utf8_valid("caf\xc3\xa9", 5));
-	ck_assert(cb_utf8_valid("\xe2\x82\xac", 3));     /* € */
+	ck_assert(cb_utf8_valid("\xe2\x82\xac", 3)); /* € */
 	ck_assert(cb_utf8_valid("\xf0\x9f\x98\x80", 4)); /* 😀 */
 	ck_assert(cb_utf8_valid("", 0));
 }
@@ -17,12 +17,12 @@ END_TEST
 START_TEST(utf8_valid_rejects_malformed)
 {
 	ck_assert(!cb_utf8_valid("\xff", 1));
-	ck_assert(!cb_utf8_valid("\xc3", 1));             /* truncated */
-	ck_assert(!cb_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
-	ck_assert(!cb_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
-	ck_assert(!cb_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	ck_assert(!cb_utf8_valid("\xc3", 1)); /* truncated */
+	ck_assert(!cb_utf8_valid("\xc0\xaf", 2)); /* overlong '/' */
+	ck_assert(!cb_utf8_valid("\xe0\x80\xaf", 3)); /* overlong */
+	ck_assert(!cb_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
 	ck_assert(!cb_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
-	ck_assert(!cb_utf8_valid("ab\x80", 3));           /* stray continuation */
+	ck_assert(!cb_utf8_valid("ab\x80", 3)); /* stray continuation */
 }
 END_TEST
 
