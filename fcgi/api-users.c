@@ -136,6 +136,8 @@ parse_self_fields(struct cb_request *req, int create, struct write *w)
 	if (password.present && cb_auth_password_hash(password.s, w->hash) != CB_OK)
 		return CB_ERR;
 	w->in.password_hash = password.present ? w->hash : NULL;
+	/* Changing one's own password keeps the session that did it. */
+	w->in.keep_session = req->ids[0] == req->user.id ? req->user.session_id : 0;
 	return CB_OK;
 }
 

@@ -80,10 +80,10 @@ cb_db_session_revoke(struct cb_db *db, long long session_id)
 }
 
 int
-cb_db_sessions_revoke_user(struct cb_db *db, long long user_id)
+cb_db_sessions_revoke_user(struct cb_db *db, long long user_id, long long keep)
 {
 	return cb_db_exec(db,
-	    "UPDATE sessions SET revoked_at = NOW(3) WHERE user_id = ? AND revoked_at IS NULL "
-	    "  AND expires_at > NOW(3)",
-	    "i", user_id);
+	    "UPDATE sessions SET revoked_at = NOW(3) WHERE user_id = ? AND id <> ? "
+	    "  AND revoked_at IS NULL AND expires_at > NOW(3)",
+	    "ii", user_id, keep);
 }

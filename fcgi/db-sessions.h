@@ -17,6 +17,7 @@ int cb_db_session_create(
  */
 int cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out);
 int cb_db_session_revoke(struct cb_db *db, long long session_id);
-int cb_db_sessions_revoke_user(struct cb_db *db, long long user_id);
+/* Ends every live session of user_id but keep (0: none), e.g. the caller's own. */
+int cb_db_sessions_revoke_user(struct cb_db *db, long long user_id, long long keep);
 
 #endif

@@ -202,13 +202,17 @@ write_row(struct cb_db *db, long long id, const struct cb_user_input *in,
 
 /* The effects after the row is written: tokens, the event, the drains. */
 static int
-after_write(struct cb_db *db, long long id, const struct cb_user_state *before,
+after_write(struct cb_db *db, long long id, const struct cb_user_input *in,
+    const struct cb_user_state *before,
     const struct cb_user_state *after, const struct cb_user_plan *plan, struct cb_events *ev)
 {
 	int rc = CB_OK;
 
 	if (before->is_active && !after->is_active)
-		rc = cb_db_sessions_revoke_user(db, id);
+		rc = cb_db_sessions_revoke_user(db, id, 0);
+	/* A new password ends every other session: whoever knew the old one is out. */
+	else if (in->has_password)
+		rc = cb_db_sessions_revoke_user(db, id, in->keep_session);
 	if (rc == CB_OK && plan->status_event)
 		rc = status_event(db, id,
 		    before->department_id != after->department_id ? before->department_id : 0, ev);
@@ -253,7 +257,7 @@ cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in
 	if (rc == CB_OK)
 		rc = write_row(db, id, in, &row.st, &after);
 	if (rc == CB_OK)
-		rc = after_write(db, id, &row.st, &after, &plan, ev);
+		rc = after_write(db, id, in, &row.st, &after, &plan, ev);
 	return rc;
 }
 
@@ -275,7 +279,7 @@ cb_db_user_deactivate(struct cb_db *db, long long id, struct cb_events *ev)
 		    "UPDATE users SET is_active = FALSE, updated_at = NOW(3) WHERE id = ?", "i",
 		    id);
 	if (rc == CB_OK)
-		rc = cb_db_sessions_revoke_user(db, id);
+		rc = cb_db_sessions_revoke_user(db, id, 0);
 	return rc;
 }
 

@@ -73,6 +73,7 @@ struct cb_user_input {
 	long long department_id; /* 0: none */
 	long long max_chats;
 	int is_active;
+	long long keep_session; /* a new password revokes every other session but this one */
 };
 
 /*

@@ -564,3 +564,28 @@ def test_no_response_leaks_a_secret(directory):
     assert directory.api.seen >= 2
     r = directory.api.api.get("/api/users/?limit=200", token=directory.admin)
     assert "$argon2" not in r.text and "password" not in r.text
+
+
+def test_new_password_ends_every_other_session(api, admin_token, token_for):
+    """A serious product's rule (README, section 11): whoever knew the old password is out."""
+    username = "pw_" + uid()
+    r = api.post("/api/users/", token=admin_token, json={
+        "username": username, "password": "first-password", "full_name": "Pass Word", "role": "customer"})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
+    mine, other = token_for(username), token_for(username)
+    r = api.put(f"/api/users/{user_id}", token=mine, json={"password": "second-password"})
+    assert r.status_code == 200, r.text
+    assert api.get("/api/auth/me", token=mine).status_code == 200      # the session that changed it stays
+    assert api.get("/api/auth/me", token=other).status_code == 401     # every other one ends
+    again = token_for(username)
+    r = api.put(f"/api/users/{user_id}", token=admin_token, json={"password": "third-password"})
+    assert r.status_code == 200, r.text
+    assert api.get("/api/auth/me", token=mine).status_code == 401      # an admin's reset ends them all
+    assert api.get("/api/auth/me", token=again).status_code == 401
+    assert api.get("/api/auth/me", token=admin_token).status_code == 200
+    r = api.put(f"/api/users/{user_id}", token=admin_token, json={"full_name": "Still Here"})
+    assert r.status_code == 200
+    fresh = token_for(username)
+    assert api.put(f"/api/users/{user_id}", token=admin_token, json={"full_name": "No Password Change"}).status_code == 200
+    assert api.get("/api/auth/me", token=fresh).status_code == 200     # other edits end nothing
