@@ -203,8 +203,8 @@ write_row(struct cb_db *db, long long id, const struct cb_user_input *in,
 /* The effects after the row is written: tokens, the event, the drains. */
 static int
 after_write(struct cb_db *db, long long id, const struct cb_user_input *in,
-    const struct cb_user_state *before,
-    const struct cb_user_state *after, const struct cb_user_plan *plan, struct cb_events *ev)
+    const struct cb_user_state *before, const struct cb_user_state *after,
+    const struct cb_user_plan *plan, struct cb_events *ev)
 {
 	int rc = CB_OK;
 
