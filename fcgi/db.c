@@ -429,33 +429,35 @@ out:
 	return rc;
 }
 
+static int
+vquery(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, va_list ap)
+{
+	MYSQL_STMT *stmt;
+	int rc = execute(db, &stmt, sql, types, ap);
+
+	*out = NULL;
+	return rc == CB_OK ? fetch_all(db, stmt, sql, out) : rc;
+}
+
 int
 cb_db_query(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, ...)
 {
-	MYSQL_STMT *stmt;
 	va_list ap;
 
-	*out = NULL;
 	va_start(ap, types);
-	int rc = execute(db, &stmt, sql, types, ap);
+	int rc = vquery(db, out, sql, types, ap);
 	va_end(ap);
-	if (rc != CB_OK)
-		return rc;
-	return fetch_all(db, stmt, sql, out);
+	return rc;
 }
 
 int
 cb_db_query_one(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, ...)
 {
-	MYSQL_STMT *stmt;
 	va_list ap;
 
-	*out = NULL;
 	va_start(ap, types);
-	int rc = execute(db, &stmt, sql, types, ap);
+	int rc = vquery(db, out, sql, types, ap);
 	va_end(ap);
-	if (rc == CB_OK)
-		rc = fetch_all(db, stmt, sql, out);
 	if (rc == CB_OK && (*out)->nrows == 0) {
 		cb_res_free(*out);
 		*out = NULL;

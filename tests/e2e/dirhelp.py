@@ -52,7 +52,9 @@ def assert_no_secret(resp):
 
 
 def assert_error(resp, status, code, field=None):
+    """The contract's error body: status, JSON, code, a message, and field only when one is at fault."""
     assert resp.status_code == status, resp.text
+    assert resp.headers["Content-Type"].startswith("application/json")
     err = resp.json()["error"]
     assert err["code"] == code, err
     assert isinstance(err["message"], str) and err["message"]

@@ -9,6 +9,8 @@ import datetime
 import re
 import uuid
 
+from dirhelp import assert_error
+
 TOKEN_RE = re.compile(r"^[0-9a-f]{64}$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 USER_FIELDS = {"id", "username", "email", "full_name", "role", "department_id", "status",
@@ -20,18 +22,6 @@ def parse_time(text):
     assert TIME_RE.match(text), text
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc)
-
-
-def assert_error(resp, status, code, field=None):
-    assert resp.status_code == status, resp.text
-    assert resp.headers["Content-Type"].startswith("application/json")
-    err = resp.json()["error"]
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"]
-    if field is None:
-        assert "field" not in err, err
-    else:
-        assert err["field"] == field, err
 
 
 def test_login_returns_token_expiry_and_user(api):

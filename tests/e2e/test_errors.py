@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from test_auth import assert_error
+from dirhelp import assert_error
 
 
 def departments(api, token):
