@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+from conftest import Api
+
 USER_FIELDS = {"id", "username", "email", "full_name", "role", "department_id", "status",
                "presence", "max_chats", "active_chats", "is_active", "last_seen_at",
                "created_at", "updated_at"}
@@ -64,30 +66,19 @@ def assert_error(resp, status, code, field=None):
         assert err.get("field") == field, err
 
 
-class CheckedApi:
-    """The conftest `api`, checking every response for secrets."""
+class CheckedApi(Api):
+    """The conftest `api` (same session), checking every response for secrets."""
 
     def __init__(self, api):
-        self.api = api
+        self.base_url, self.session = api.base_url, api.session
+        self.raw = api  # unchecked, for cleanup and for testing the check itself
         self.seen = 0
 
     def request(self, method, path, **kw):
-        resp = self.api.request(method, path, **kw)
+        resp = super().request(method, path, **kw)
         assert_no_secret(resp)
         self.seen += 1
         return resp
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, **kw):
-        return self.request("POST", path, **kw)
-
-    def put(self, path, **kw):
-        return self.request("PUT", path, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
 
 
 class Dir:
@@ -179,9 +170,9 @@ class Dir:
         so that the shared instance's lists do not grow without end. Whatever is
         still in use (a department with open chats) simply stays."""
         for user_id in self.made_users:
-            self.api.api.delete(f"/api/users/{user_id}", token=self.admin)
+            self.api.raw.delete(f"/api/users/{user_id}", token=self.admin)
         for dept_id in self.made_departments:
-            self.api.api.delete(f"/api/departments/{dept_id}", token=self.admin)
+            self.api.raw.delete(f"/api/departments/{dept_id}", token=self.admin)
 
 
 @pytest.fixture

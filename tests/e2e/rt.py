@@ -71,6 +71,17 @@ class Subscriber:
         with self.cond:
             return self.events[-1][0]
 
+    def _run(self):
+        """Runs _listen; a read ended by close() is not an error."""
+        try:
+            self._listen()
+        except Exception:
+            if not self.stopping:
+                raise
+        finally:
+            self.ready.set()
+            self.done.set()
+
     def close(self):
         self.stopping = True
         self._close()
@@ -82,41 +93,34 @@ class EventSource(Subscriber):
     shutting the socket down (requests' close() waits for the reader)."""
     transport = "eventsource"
 
-    def _run(self):
+    def _listen(self):
         parts = urllib.parse.urlsplit(self.url)
         headers = dict(self.headers, Accept="text/event-stream")
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
-        try:
-            self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
-            self.conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""), headers=headers)
-            self.sock = self.conn.sock  # getresponse() may forget it; close() needs it
-            resp = self.conn.getresponse()
-            self.status = resp.status
-            if self.status != 200:
-                self.error_body = resp.read().decode()
-                return
-            msg_id, data = None, []
-            while True:
-                raw = resp.readline()
-                if not raw:
-                    break
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith(":"):
-                    self.ready.set()
-                elif line.startswith("id:"):
-                    msg_id = line[3:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].lstrip())
-                elif line == "" and data:
-                    self._add(msg_id, "\n".join(data))
-                    msg_id, data = None, []
-        except Exception:
-            if not self.stopping:
-                raise
-        finally:
-            self.ready.set()
-            self.done.set()
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        self.conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""), headers=headers)
+        self.sock = self.conn.sock  # getresponse() may forget it; close() needs it
+        resp = self.conn.getresponse()
+        self.status = resp.status
+        if self.status != 200:
+            self.error_body = resp.read().decode()
+            return
+        msg_id, data = None, []
+        while True:
+            raw = resp.readline()
+            if not raw:
+                break
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith(":"):
+                self.ready.set()
+            elif line.startswith("id:"):
+                msg_id = line[3:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+            elif line == "" and data:
+                self._add(msg_id, "\n".join(data))
+                msg_id, data = None, []
 
     def _close(self):
         shutdown(getattr(self, "sock", None))
@@ -125,27 +129,22 @@ class EventSource(Subscriber):
 class WebSocket(Subscriber):
     transport = "websocket"
 
-    def _run(self):
+    def _listen(self):
         url = "ws" + self.url[len("http"):]
         headers = [f"{k}: {v}" for k, v in self.headers.items()]
         try:
             self.ws = websocket.create_connection(url, header=headers, timeout=120)
-            self.status = 101
-            self.ready.set()
-            while True:
-                text = self.ws.recv()
-                if text:
-                    self._add(None, text)
-        except websocket.WebSocketBadStatusException as e:
+        except websocket.WebSocketBadStatusException as e:  # refused: 401/403
             self.status = e.status_code
             body = getattr(e, "resp_body", None)
             self.error_body = body.decode() if body else ""
-        except Exception:
-            if not self.stopping:
-                raise
-        finally:
-            self.ready.set()
-            self.done.set()
+            return
+        self.status = 101
+        self.ready.set()
+        while True:
+            text = self.ws.recv()
+            if text:
+                self._add(None, text)
 
     def _close(self):
         ws = getattr(self, "ws", None)
@@ -158,36 +157,30 @@ class LongPoll(Subscriber):
     If-Modified-Since / If-None-Match. Starts from the oldest buffered message."""
     transport = "longpoll"
 
-    def _run(self):
+    def _listen(self):
         parts = urllib.parse.urlsplit(self.url)
         target = parts.path + ("?" + parts.query if parts.query else "")
         # Second 1, not 0: Nchan reads time 0 as "no id" and would wait for
         # the next message instead of starting from the oldest buffered one.
         modified, etag = "Thu, 01 Jan 1970 00:00:01 GMT", "0"
         self.ready.set()
-        try:
-            while not self.stopping:
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-                conn.request("GET", target, headers=dict(self.headers, **{
-                    "If-Modified-Since": modified, "If-None-Match": etag}))
-                self.sock = conn.sock
-                r = conn.getresponse()
-                body = r.read().decode()
-                conn.close()
-                if r.status == 304 or r.status == 408:
-                    continue
-                self.status = r.status
-                if r.status != 200:
-                    self.error_body = body
-                    return
-                modified = r.getheader("Last-Modified", modified)
-                etag = r.getheader("Etag", etag)
-                self._add(f"{modified}:{etag}", body)
-        except Exception:
-            if not self.stopping:
-                raise
-        finally:
-            self.done.set()
+        while not self.stopping:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn.request("GET", target, headers=dict(self.headers, **{
+                "If-Modified-Since": modified, "If-None-Match": etag}))
+            self.sock = conn.sock
+            r = conn.getresponse()
+            body = r.read().decode()
+            conn.close()
+            if r.status == 304 or r.status == 408:
+                continue
+            self.status = r.status
+            if r.status != 200:
+                self.error_body = body
+                return
+            modified = r.getheader("Last-Modified", modified)
+            etag = r.getheader("Etag", etag)
+            self._add(f"{modified}:{etag}", body)
 
     def _close(self):
         shutdown(getattr(self, "sock", None))
