@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cache.h"
 #include "config.h"
 #include "db-reassign.h"
 #include "db-sessions.h"
@@ -108,6 +109,8 @@ main(int argc, char **argv)
 		return 1;
 	/* Changes made here are published like the workers' (a failed publish is only logged). */
 	cb_publish_init(&cfg);
+	/* So the workers forget what the changes made here make stale (cache.h). */
+	cb_cache_open(cfg.shared_file, 0);
 	struct cb_db *db = cb_db_new(&cfg);
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		rc = cb_migrate(db, cfg.schema_dir);

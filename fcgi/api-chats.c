@@ -56,7 +56,7 @@ list(struct cb_request *req)
 static int
 readable_or_reply(struct cb_request *req, struct cb_chat_state *st)
 {
-	int rc = cb_db_chat_state(req->db, req->ids[0], st);
+	int rc = cb_db_chat_state_read(req->db, req->ids[0], st);
 
 	if (rc == CB_OK)
 		rc = cb_chat_access_check(&req->user, st, CB_CHAT_READ, &req->error);
@@ -370,7 +370,8 @@ typing(struct cb_request *req)
 
 	if ((rc = cb_json_bool(req->json, "typing", CB_F_REQUIRED, &on, &req->error)))
 		return rc;
-	if ((rc = cb_db_chat_state(req->db, req->ids[0], &st)) ||
+	/* Typing changes nothing, so the state may come from the cache like a read's. */
+	if ((rc = cb_db_chat_state_read(req->db, req->ids[0], &st)) ||
 	    (rc = cb_chat_access_check(&req->user, &st, CB_CHAT_WRITE, &req->error)))
 		return rc;
 	if (strcmp(st.status, "closed") == 0)

@@ -1,25 +1,86 @@
 /* api-departments.c - the department endpoints of contract section 4. */
+#include <stdlib.h>
+
+#include "cache.h"
 #include "db-departments.h"
 #include "json.h"
 #include "router.h"
 #include "util.h"
+
+/*
+ * Department lists are read on every page of a site that shows its chat
+ * widget, and change only when departments, agents or chats do: each worker
+ * keeps the last few pages it rendered (cache.h), keyed by their query.
+ */
+#define LIST_SLOTS 8
+
+struct list_page {
+	int used, active_only;
+	long long limit, offset, total;
+	struct cb_stamp stamp;
+	char *body;
+};
+
+static struct list_page list_cache[LIST_SLOTS];
+static unsigned list_next; /* the slot to reuse next */
+
+static struct list_page *
+list_cached(int active_only, long long limit, long long offset)
+{
+	for (unsigned i = 0; i < LIST_SLOTS; i++) {
+		struct list_page *p = &list_cache[i];
+		if (p->used && p->active_only == active_only && p->limit == limit &&
+		    p->offset == offset && cb_cache_fresh(&p->stamp))
+			return p;
+	}
+	return NULL;
+}
+
+static void
+list_keep(const struct cb_stamp *stamp, int active_only, long long limit, long long offset,
+    long long total, const char *body)
+{
+	struct list_page *p = NULL;
+
+	for (unsigned i = 0; i < LIST_SLOTS && p == NULL; i++)
+		if (list_cache[i].used && list_cache[i].active_only == active_only &&
+		    list_cache[i].limit == limit && list_cache[i].offset == offset)
+			p = &list_cache[i];
+	if (p == NULL)
+		p = &list_cache[list_next++ % LIST_SLOTS];
+	free(p->body);
+	*p = (struct list_page){1, active_only, limit, offset, total, *stamp, xstrdup(body)};
+}
 
 /* A paged list with X-Total-Count (contract 2). */
 static int
 list(struct cb_request *req, int active_only)
 {
 	long long limit, offset, total;
+	struct list_page *page;
+	struct cb_stamp stamp;
 	json_object *arr;
 	int rc;
 
 	if ((rc = cb_query_int(req, "limit", 1, 200, 1, 50, &limit)) ||
 	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 0, 0, &offset)))
 		return rc;
+	if ((page = list_cached(active_only, limit, offset)) != NULL) {
+		cb_reply_header(req, "X-Total-Count: %lld", page->total);
+		cb_reply_raw(req, 200, page->body);
+		return CB_OK;
+	}
+	int keep = cb_cache_stamp(&stamp);
 	if ((rc = cb_db_departments_list(req->db, active_only, limit, offset, &arr, &total)) !=
 	    CB_OK)
 		return rc;
+	const char *body = json_object_to_json_string_ext(
+	    arr, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (keep)
+		list_keep(&stamp, active_only, limit, offset, total, body);
 	cb_reply_header(req, "X-Total-Count: %lld", total);
-	cb_reply_json(req, 200, arr);
+	cb_reply_raw(req, 200, body);
+	json_object_put(arr);
 	return CB_OK;
 }
 

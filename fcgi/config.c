@@ -44,6 +44,8 @@ static const struct key keys[] = {
     STR(db_password),
     INT(db_connect_timeout, 1, 60),
     STR(publish_socket),
+    STR(shared_file),
+    INT(cache_max_age_ms, 0, 3600000),
     STR(schema_dir),
     INT(token_ttl, 60, 31 * 24 * 3600),
     INT(offline_after, 10, 7 * 24 * 3600),
@@ -72,6 +74,8 @@ cb_config_defaults(struct cb_config *cfg)
 	cfg->db_password = xstrdup("");
 	cfg->db_connect_timeout = 2;
 	cfg->publish_socket = xstrdup("");
+	cfg->shared_file = xstrdup("");
+	cfg->cache_max_age_ms = 500;
 	cfg->schema_dir = xstrdup(CB_DATADIR "/carebot/schema");
 	cfg->token_ttl = 12 * 3600;
 	cfg->offline_after = 300;

@@ -15,6 +15,8 @@ struct cb_config {
 	char *db_password;
 	int db_connect_timeout; /* seconds */
 	char *publish_socket; /* nginx's publisher server; empty: do not publish */
+	char *shared_file; /* the state generation of cache.h; empty: nothing is cached */
+	int cache_max_age_ms; /* how long a worker may serve what it cached; 0: caching off */
 	char *schema_dir;
 	int token_ttl; /* seconds */
 	int offline_after; /* seconds of silence before reassign sets an agent offline */

@@ -33,6 +33,11 @@ int cb_chat_access_check(const struct cb_user *who, const struct cb_chat_state *
 
 /* The chat's state without locks (for reads), or CB_ERR_NOTFOUND. */
 int cb_db_chat_state(struct cb_db *db, long long id, struct cb_chat_state *out);
+/*
+ * The same for a read that locks nothing: possibly from this worker's cache
+ * (cache.h). Never for a write, which must see the row under its locks.
+ */
+int cb_db_chat_state_read(struct cb_db *db, long long id, struct cb_chat_state *out);
 
 /* GET /api/chats/ filters; 0 / NULL: no filter. */
 struct cb_chat_filter {

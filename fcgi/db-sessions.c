@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache.h"
 #include "db-sessions.h"
 #include "util.h"
 
@@ -33,18 +34,65 @@ cb_db_session_create(
 	return CB_OK;
 }
 
+/*
+ * Each worker remembers the sessions it has looked up (cache.h), in a
+ * direct-mapped table indexed by the token's hash. An entry serves while the
+ * state generation holds (a logout, a revocation and every change of a user
+ * move it), for at most CB_CACHE_MAX_AGE_MS, and never past the token's expiry.
+ */
+#define SESSION_SLOTS 256
+
+struct session_slot {
+	int used;
+	unsigned char hash[CB_TOKEN_HASH];
+	struct cb_user user;
+	struct cb_stamp stamp;
+	long long expires_ms; /* the token's expiry, epoch milliseconds */
+	long long seen_ms; /* when this worker last knew the agent's last_seen_at fresh */
+};
+
+static struct session_slot session_cache[SESSION_SLOTS];
+
+static struct session_slot *
+session_slot(const unsigned char hash[CB_TOKEN_HASH])
+{
+	return &session_cache[(hash[0] | (unsigned)hash[1] << 8) % SESSION_SLOTS];
+}
+
+/* Refreshes an agent's last_seen_at when this worker has not for a while. */
+static int
+refresh_seen(struct cb_db *db, struct session_slot *slot, long long now_ms)
+{
+	if (slot->user.role != CB_ROLE_AGENT ||
+	    now_ms - slot->seen_ms < SEEN_REFRESH_SECONDS * 1000)
+		return CB_OK;
+	slot->seen_ms = now_ms;
+	return cb_db_exec(
+	    db, "UPDATE users SET last_seen_at = NOW(3) WHERE id = ?", "i", slot->user.id);
+}
+
 int
 cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out)
 {
 	unsigned char hash[CB_TOKEN_HASH];
+	struct session_slot *slot, fresh = {0};
 	struct cb_res *res;
+	long long now_ms = cb_now_ms();
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	if (cb_auth_token_hash(token, hash) != CB_OK)
 		return CB_ERR_NOTFOUND;
+	slot = session_slot(hash);
+	if (slot->used && memcmp(slot->hash, hash, sizeof hash) == 0 &&
+	    cb_cache_fresh(&slot->stamp) && now_ms < slot->expires_ms) {
+		*out = slot->user;
+		return refresh_seen(db, slot, now_ms);
+	}
+	int keep = cb_cache_stamp(&fresh.stamp);
 	rc = cb_db_query(db, &res,
 	    "SELECT s.id AS session_id, u.id, u.role, u.department_id, u.full_name, "
+	    "  CAST(UNIX_TIMESTAMP(s.expires_at) * 1000 AS SIGNED) AS expires_ms, "
 	    "  u.role = 'agent' AND (u.last_seen_at IS NULL OR "
 	    "    u.last_seen_at < NOW(3) - INTERVAL " CB_STR(
 	        SEEN_REFRESH_SECONDS) " SECOND) AS stale "
@@ -58,16 +106,22 @@ cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out)
 		cb_res_free(res);
 		return CB_ERR_NOTFOUND;
 	}
-	out->id = cb_res_int(res, 0, "id");
-	out->session_id = cb_res_int(res, 0, "session_id");
-	out->role = cb_role_parse(cb_res_str(res, 0, "role"));
-	out->department_id = cb_res_int(res, 0, "department_id");
-	snprintf(out->full_name, sizeof out->full_name, "%s", cb_res_str(res, 0, "full_name"));
-	int stale = cb_res_int(res, 0, "stale") != 0;
+	fresh.used = 1;
+	memcpy(fresh.hash, hash, sizeof hash);
+	fresh.user.id = cb_res_int(res, 0, "id");
+	fresh.user.session_id = cb_res_int(res, 0, "session_id");
+	fresh.user.role = cb_role_parse(cb_res_str(res, 0, "role"));
+	fresh.user.department_id = cb_res_int(res, 0, "department_id");
+	snprintf(fresh.user.full_name, sizeof fresh.user.full_name, "%s",
+	    cb_res_str(res, 0, "full_name"));
+	fresh.expires_ms = cb_res_int(res, 0, "expires_ms");
+	/* Not stale: someone refreshed it within the interval, which counts from now at worst. */
+	fresh.seen_ms = cb_res_int(res, 0, "stale") ? 0 : now_ms;
 	cb_res_free(res);
-	if (stale)
-		rc = cb_db_exec(
-		    db, "UPDATE users SET last_seen_at = NOW(3) WHERE id = ?", "i", out->id);
+	*out = fresh.user;
+	rc = refresh_seen(db, &fresh, now_ms);
+	if (keep)
+		*slot = fresh;
 	return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache.h"
 #include "db.h"
 #include "log.h"
 #include "util.h"
@@ -27,6 +28,7 @@ struct cb_db {
 	const struct cb_config *cfg;
 	MYSQL *conn;
 	int in_tx;
+	int changed; /* the open transaction changed state that caches hold */
 	unsigned statements; /* statements run since cb_db_request_start */
 	long long insert_id, affected; /* affected counts matched rows (CLIENT_FOUND_ROWS) */
 	long long *mutexes; /* chat mutexes held (cb_db_chat_mutex) */
@@ -223,6 +225,37 @@ bind_params(struct params *p, const char *types, va_list ap)
  * closed while we were idle is run again on a fresh connection: nothing can
  * have happened yet, so this is safe, and a restarted MariaDB costs no 503.
  */
+int
+cb_db_sql_changes_state(const char *sql)
+{
+	static const char *const quiet[] = {
+	    "SELECT ",
+	    "INSERT INTO messages ",
+	    "INSERT INTO sessions ",
+	    "INSERT INTO idempotency_keys ",
+	    "UPDATE idempotency_keys ",
+	    "DELETE FROM idempotency_keys ",
+	    "UPDATE users SET last_seen_at = NOW(3) WHERE ",
+	};
+
+	for (size_t i = 0; i < CB_ARRAY_LEN(quiet); i++)
+		if (strncmp(sql, quiet[i], strlen(quiet[i])) == 0)
+			return 0;
+	return 1;
+}
+
+/* After a successful statement: a change outside a transaction is committed already. */
+static void
+note_change(struct cb_db *db, const char *sql)
+{
+	if (!cb_db_sql_changes_state(sql))
+		return;
+	if (db->in_tx)
+		db->changed = 1;
+	else
+		cb_cache_bump();
+}
+
 static int
 may_retry(const struct cb_db *db, const char *sql, int rc)
 {
@@ -255,6 +288,7 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 		}
 		if (rc == CB_OK) {
 			db->statements++;
+			note_change(db, sql);
 			db->affected = (long long)mysql_stmt_affected_rows(stmt);
 			db->insert_id = (long long)mysql_stmt_insert_id(stmt);
 			*out = stmt;
@@ -482,11 +516,12 @@ cb_db_exec_script(struct cb_db *db, const char *sql)
 			mysql_free_result(r);
 		int more = mysql_next_result(db->conn);
 		if (more > 0)
-			return classify(db, mysql_errno(db->conn), "script", "(migration)");
-		if (more < 0)
+			rc = classify(db, mysql_errno(db->conn), "script", "(migration)");
+		if (more != 0)
 			break;
 	}
-	return CB_OK;
+	cb_cache_bump(); /* a script may have changed anything, even when it failed half-way */
+	return rc;
 }
 
 static int
@@ -521,9 +556,12 @@ cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
 		if (rc != CB_OK)
 			return rc;
 		db->in_tx = 1;
+		db->changed = 0;
 		rc = fn(db, arg);
 		if (rc == CB_OK)
 			rc = simple(db, "COMMIT");
+		if (rc == CB_OK && db->changed)
+			cb_cache_bump();
 		if (db->conn != NULL && rc != CB_OK) {
 			simple(db, "ROLLBACK");
 			/* Nothing of a rolled-back attempt is published: let others go first. */

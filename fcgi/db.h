@@ -60,6 +60,15 @@ typedef int (*cb_db_tx_cb)(struct cb_db *db, void *arg);
 int cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg);
 
 /*
+ * Whether a statement may change what a cache holds (cache.h): every write
+ * but those to what no cache reads (messages, new sessions, idempotency keys,
+ * last_seen_at). Unknown writes count as changes, so a new statement can only
+ * make caching more cautious. After a successful one, the state generation
+ * is bumped at once, or at COMMIT inside a transaction.
+ */
+int cb_db_sql_changes_state(const char *sql);
+
+/*
  * The per-chat mutex that orders real-time events (contract section 7).
  * A MariaDB named lock "carebot.chat.<id>", taken before anything in the
  * transaction touches the chat (before its row locks and before a message id

@@ -13,6 +13,7 @@
 #include <fcgiapp.h>
 
 #include "auth.h"
+#include "cache.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -88,6 +89,7 @@ main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	cb_cache_open(cfg.shared_file, cfg.cache_max_age_ms);
 	struct cb_db *db = cb_db_new(&cfg);
 	if (cb_db_ensure(db) != CB_OK)
 		cb_warn("starting without a database connection; retrying on each request");
@@ -101,6 +103,7 @@ main(int argc, char **argv)
 	}
 	cb_info("worker stopping");
 	cb_db_free(db);
+	cb_cache_close();
 	cb_publish_cleanup();
 	cb_config_free(&cfg);
 	return 0;
