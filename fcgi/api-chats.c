@@ -154,9 +154,12 @@ creation_tx(struct cb_db *db, void *arg)
  * Runs a creation and answers 201 with its object, or replays the answer
  * stored for the same key, or refuses a key reused with another body. The
  * loop covers a stored key that expires between our claim and our lookup.
+ * A standalone creation writes with one statement, so without a key it runs
+ * in autocommit: no transaction, two round trips fewer.
  */
 static int
-create_or_replay(struct cb_request *req, const char *endpoint, creation_cb make, void *arg)
+create_or_replay(
+    struct cb_request *req, const char *endpoint, creation_cb make, void *arg, int standalone)
 {
 	struct creation c = {.req = req, .make = make, .arg = arg};
 	const char *key = req->idempotency_key;
@@ -171,7 +174,10 @@ create_or_replay(struct cb_request *req, const char *endpoint, creation_cb make,
 		int status;
 		char *stored;
 
-		rc = cb_db_tx(req->db, creation_tx, &c);
+		if (standalone && !c.keyed)
+			rc = creation_tx(req->db, &c);
+		else
+			rc = cb_db_tx(req->db, creation_tx, &c);
 		if (rc == CB_OK) {
 			cb_events_publish(&c.ev);
 			cb_reply_raw(req, 201, c.text);
@@ -232,7 +238,7 @@ create(struct cb_request *req)
 	in.department_id = dept.present && !dept.is_null ? dept.i : 0;
 	in.subject = subject.s;
 	in.message = message.s;
-	return create_or_replay(req, "POST /api/chats/", make_chat, &in);
+	return create_or_replay(req, "POST /api/chats/", make_chat, &in, 0);
 }
 
 static int
@@ -254,7 +260,8 @@ post_message(struct cb_request *req)
 		return rc;
 	/* Keys are scoped per chat: the same key may be reused in another chat. */
 	snprintf(endpoint, sizeof endpoint, "POST /api/chats/%lld/messages", req->ids[0]);
-	return create_or_replay(req, endpoint, make_message, (void *)content.s);
+	/* One INSERT, under the chat's mutex, after the checks that mutex keeps true. */
+	return create_or_replay(req, endpoint, make_message, (void *)content.s, 1);
 }
 
 /* ---- changes of a chat ---- */

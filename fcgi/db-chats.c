@@ -88,14 +88,12 @@ cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
 	/* The id is allocated under the chat's mutex, so ids rise in publish order. */
 	int rc = cb_db_chat_mutex(db, chat_id);
 
+	/* RETURNING hands back the row as stored (its id and time) in the same round trip. */
 	if (rc == CB_OK)
-		rc = cb_db_exec(db,
-		    "INSERT INTO messages (chat_id, sender_id, sender_role, content) VALUES (?, ?, ?, ?)",
+		rc = cb_db_query(db, &res,
+		    "INSERT INTO messages (chat_id, sender_id, sender_role, content) VALUES (?, ?, ?, ?) "
+		    "RETURNING id, chat_id, sender_id, sender_role, content, created_at",
 		    "iIss", chat_id, sender_id, sender_role, content);
-	if (rc != CB_OK)
-		return rc;
-	rc = cb_db_query(db, &res, "SELECT " CB_MESSAGE_COLUMNS "FROM messages m WHERE m.id = ?",
-	    "i", cb_db_insert_id(db));
 	if (rc != CB_OK)
 		return rc;
 	long long ids[] = {chat_id, agent_id};

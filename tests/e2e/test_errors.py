@@ -17,9 +17,14 @@ from dirhelp import assert_error
 
 
 def departments(api, token):
-    r = api.get("/api/departments/?limit=200", token=token)
-    assert r.status_code == 200, r.text
-    return r.json()
+    """Every department, all pages (the suite creates more than one page of them)."""
+    items = []
+    while True:
+        r = api.get(f"/api/departments/?limit=200&offset={len(items)}", token=token)
+        assert r.status_code == 200, r.text
+        items += r.json()
+        if not r.json() or len(items) >= int(r.headers["X-Total-Count"]):
+            return items
 
 
 @pytest.fixture
