@@ -38,7 +38,8 @@ cb_db_session_create(
  * Each worker remembers the sessions it has looked up (cache.h), in a
  * direct-mapped table indexed by the token's hash. An entry serves while the
  * state generation holds (a logout, a revocation and every change of a user
- * move it), for at most CB_CACHE_MAX_AGE_MS, and never past the token's expiry.
+ * move it), for at most the maximum age (cache_max_age_ms), and never past the
+ * token's expiry.
  */
 #define SESSION_SLOTS 256
 
