@@ -24,13 +24,14 @@ struct list_page {
 static struct list_page list_cache[LIST_SLOTS];
 static unsigned list_next; /* the slot to reuse next */
 
+/* The slot holding this page, fresh or not; NULL if none does. */
 static struct list_page *
-list_cached(int active_only, long long limit, long long offset)
+list_find(int active_only, long long limit, long long offset)
 {
 	for (unsigned i = 0; i < LIST_SLOTS; i++) {
 		struct list_page *p = &list_cache[i];
 		if (p->used && p->active_only == active_only && p->limit == limit &&
-		    p->offset == offset && cb_cache_fresh(&p->stamp))
+		    p->offset == offset)
 			return p;
 	}
 	return NULL;
@@ -40,12 +41,8 @@ static void
 list_keep(const struct cb_stamp *stamp, int active_only, long long limit, long long offset,
     long long total, const char *body)
 {
-	struct list_page *p = NULL;
+	struct list_page *p = list_find(active_only, limit, offset);
 
-	for (unsigned i = 0; i < LIST_SLOTS && p == NULL; i++)
-		if (list_cache[i].used && list_cache[i].active_only == active_only &&
-		    list_cache[i].limit == limit && list_cache[i].offset == offset)
-			p = &list_cache[i];
 	if (p == NULL)
 		p = &list_cache[list_next++ % LIST_SLOTS];
 	free(p->body);
@@ -65,7 +62,8 @@ list(struct cb_request *req, int active_only)
 	if ((rc = cb_query_int(req, "limit", 1, 200, 1, 50, &limit)) ||
 	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 0, 0, &offset)))
 		return rc;
-	if ((page = list_cached(active_only, limit, offset)) != NULL) {
+	if ((page = list_find(active_only, limit, offset)) != NULL &&
+	    cb_cache_fresh(&page->stamp)) {
 		cb_reply_header(req, "X-Total-Count: %lld", page->total);
 		cb_reply_raw(req, 200, page->body);
 		return CB_OK;
