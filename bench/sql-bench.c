@@ -1,20 +1,25 @@
 /*
  * sql-bench.c - the database ceilings of `tools/carebot bench`: how many
  * single-row INSERTs into `messages` (autocommit, so one durable commit
- * each, at the server's own innodb_flush_log_at_trx_commit) or primary-key
- * SELECTs from it one MariaDB server takes from N threads, each with its own
- * connection and a prepared statement, as carebot's workers hold one each.
+ * each, at the server's own innodb_flush_log_at_trx_commit), primary-key
+ * SELECTs from it, or newest pages of 50 messages (the very statement the
+ * worker sends for workload a, from fcgi/sql-messages.h) one MariaDB server
+ * takes from N threads, each with its own connection and a prepared
+ * statement, as carebot's workers hold one each.
  *
  *   sql-bench --socket S --user U --password P --db D
- *             --mode insert|select --threads N --duration SECONDS
+ *             --mode insert|select|page --threads N --duration SECONDS
  *
  * Prints one JSON object: {"mode","threads","ops","errors","seconds",
  * "ops_per_s","p50_ms","p99_ms","max_ms"}. The INSERTs go into the chats
  * that are not closed (the bench removes them afterwards by their content,
- * "sql-bench ..."); the SELECTs pick ids uniformly among the existing rows.
+ * "sql-bench ..."); the SELECTs pick ids uniformly among the existing rows;
+ * the pages pick chats uniformly among all chats, as workload a walks them.
  *
- * Built by the bench script: cc -O2 -pthread sql-bench.c $(pkg-config --cflags --libs libmariadb)
+ * Built by the bench script:
+ *   cc -O2 -pthread -I fcgi sql-bench.c $(pkg-config --cflags --libs libmariadb)
  */
+#include <limits.h>
 #include <mysql.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -22,6 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "sql-messages.h"
+
+/* Workload a's page size. */
+#define PAGE_LIMIT 50
 
 struct opts {
 	const char *socket, *user, *password, *db, *mode;
@@ -79,7 +89,10 @@ connect_db(const struct opts *o)
 	return m;
 }
 
-/* The chats that are not closed (INSERT targets) and the range of message ids (SELECT keys). */
+/*
+ * The chats to work on (for INSERTs those that are not closed, for pages all
+ * of them) and the range of message ids (SELECT keys).
+ */
 static void
 load_targets(
     const struct opts *o, struct chat **chats, size_t *nchats, long long *min_id, long long *max_id)
@@ -88,9 +101,11 @@ load_targets(
 	MYSQL_RES *res;
 	MYSQL_ROW row;
 	size_t n = 0;
+	const char *sql = strcmp(o->mode, "page") == 0
+	    ? "SELECT id, customer_id FROM chats"
+	    : "SELECT id, customer_id FROM chats WHERE status <> 'closed'";
 
-	if (mysql_query(m, "SELECT id, customer_id FROM chats WHERE status <> 'closed'") ||
-	    (res = mysql_store_result(m)) == NULL) {
+	if (mysql_query(m, sql) || (res = mysql_store_result(m)) == NULL) {
 		fprintf(stderr, "sql-bench: %s\n", mysql_error(m));
 		exit(1);
 	}
@@ -144,17 +159,19 @@ run_insert(struct worker *w, MYSQL_STMT *st)
 	return mysql_stmt_bind_param(st, b) || mysql_stmt_execute(st);
 }
 
+/* Executes st with n LONGLONG parameters and reads every row of its result. */
 static int
-run_select(struct worker *w, MYSQL_STMT *st)
+run_query(MYSQL_STMT *st, long long *params, int n)
 {
-	long long id = w->min_id + (long long)(rand_r(&w->seed) % (w->max_id - w->min_id + 1));
-	MYSQL_BIND b;
+	MYSQL_BIND b[4];
 	int rc;
 
-	memset(&b, 0, sizeof b);
-	b.buffer_type = MYSQL_TYPE_LONGLONG;
-	b.buffer = &id;
-	if (mysql_stmt_bind_param(st, &b) || mysql_stmt_execute(st) || mysql_stmt_store_result(st))
+	memset(b, 0, sizeof b);
+	for (int i = 0; i < n; i++) {
+		b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+		b[i].buffer = &params[i];
+	}
+	if (mysql_stmt_bind_param(st, b) || mysql_stmt_execute(st) || mysql_stmt_store_result(st))
 		return 1;
 	while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED)
 		;
@@ -162,16 +179,40 @@ run_select(struct worker *w, MYSQL_STMT *st)
 	return rc != MYSQL_NO_DATA;
 }
 
+static int
+run_select(struct worker *w, MYSQL_STMT *st)
+{
+	long long id = w->min_id + (long long)(rand_r(&w->seed) % (w->max_id - w->min_id + 1));
+
+	return run_query(st, &id, 1);
+}
+
+/* The newest page of a chat, with the parameters cb_db_messages_read gives it. */
+static int
+run_page(struct worker *w, MYSQL_STMT *st)
+{
+	long long chat = w->chats[rand_r(&w->seed) % w->nchats].id;
+	long long params[] = {chat, LLONG_MAX, chat, PAGE_LIMIT};
+
+	return run_query(st, params, 4);
+}
+
 static void *
 work(void *arg)
 {
 	struct worker *w = arg;
-	int insert = strcmp(w->o->mode, "insert") == 0;
-	const char *sql = insert
-	    ? "INSERT INTO messages (chat_id, sender_id, sender_role, content) "
-	      "VALUES (?, ?, 'customer', ?)"
-	    : "SELECT id, chat_id, sender_id, sender_role, content, created_at "
-	      "FROM messages WHERE id = ?";
+	int (*run)(struct worker *, MYSQL_STMT *) = run_select;
+	const char *sql = "SELECT id, chat_id, sender_id, sender_role, content, created_at "
+	                  "FROM messages WHERE id = ?";
+
+	if (strcmp(w->o->mode, "insert") == 0) {
+		run = run_insert;
+		sql = "INSERT INTO messages (chat_id, sender_id, sender_role, content) "
+		      "VALUES (?, ?, 'customer', ?)";
+	} else if (strcmp(w->o->mode, "page") == 0) {
+		run = run_page;
+		sql = CB_SQL_MESSAGES_NEWEST;
+	}
 	MYSQL *m = connect_db(w->o);
 	MYSQL_STMT *st = mysql_stmt_init(m);
 	double t;
@@ -181,7 +222,7 @@ work(void *arg)
 		exit(1);
 	}
 	while ((t = now()) < w->deadline) {
-		if (insert ? run_insert(w, st) : run_select(w, st))
+		if (run(w, st))
 			w->errors++;
 		else
 			record(w, now() - t);
@@ -215,7 +256,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: sql-bench --socket S --user U --password P --db D "
-	    "--mode insert|select --threads N --duration SECONDS\n");
+	    "--mode insert|select|page --threads N --duration SECONDS\n");
 	exit(2);
 }
 
@@ -243,7 +284,8 @@ parse(int argc, char **argv, struct opts *o)
 			usage();
 	}
 	if (argc % 2 == 0 || !o->socket || !o->user || !o->db || !o->mode || o->threads < 1 ||
-	    o->duration < 1 || (strcmp(o->mode, "insert") && strcmp(o->mode, "select")))
+	    o->duration < 1 ||
+	    (strcmp(o->mode, "insert") && strcmp(o->mode, "select") && strcmp(o->mode, "page")))
 		usage();
 }
 
@@ -261,8 +303,8 @@ main(int argc, char **argv)
 	parse(argc, argv, &o);
 	mysql_library_init(0, NULL, NULL);
 	load_targets(&o, &chats, &nchats, &min_id, &max_id);
-	if ((strcmp(o.mode, "insert") == 0 && nchats == 0) || max_id == 0) {
-		fprintf(stderr, "sql-bench: no open chats or no messages to work on\n");
+	if ((strcmp(o.mode, "select") != 0 && nchats == 0) || max_id == 0) {
+		fprintf(stderr, "sql-bench: no chats to work on or no messages\n");
 		return 1;
 	}
 	w = calloc((size_t)o.threads, sizeof *w);

@@ -35,15 +35,21 @@ cb_chat_access_check(const struct cb_user *who, const struct cb_chat_state *chat
 	return CB_ERR_REPLY;
 }
 
+/* The state in row 0, under its plain names or (hidden) under the "_" ones of sql-messages.h. */
 static void
-state_from_row(const struct cb_res *res, struct cb_chat_state *out)
+state_from_row(const struct cb_res *res, int hidden, struct cb_chat_state *out)
 {
+	static const char *const names[2][5] = {
+	    {"id", "customer_id", "department_id", "agent_id", "status"},
+	    {"_id", "_customer_id", "_department_id", "_agent_id", "_status"}};
+	const char *const *n = names[hidden != 0];
+
 	memset(out, 0, sizeof *out);
-	out->id = cb_res_int(res, 0, "id");
-	out->customer_id = cb_res_int(res, 0, "customer_id");
-	out->department_id = cb_res_int(res, 0, "department_id");
-	out->agent_id = cb_res_int(res, 0, "agent_id");
-	snprintf(out->status, sizeof out->status, "%s", cb_res_str(res, 0, "status"));
+	out->id = cb_res_int(res, 0, n[0]);
+	out->customer_id = cb_res_int(res, 0, n[1]);
+	out->department_id = cb_res_int(res, 0, n[2]);
+	out->agent_id = cb_res_int(res, 0, n[3]);
+	snprintf(out->status, sizeof out->status, "%s", cb_res_str(res, 0, n[4]));
 }
 
 int
@@ -57,7 +63,7 @@ cb_db_chat_state(struct cb_db *db, long long id, struct cb_chat_state *out)
 	if (rc != CB_OK)
 		return rc;
 	if (res->nrows == 1)
-		state_from_row(res, out);
+		state_from_row(res, 0, out);
 	else
 		rc = CB_ERR_NOTFOUND;
 	cb_res_free(res);
@@ -151,58 +157,53 @@ cb_db_chat_transfers_json(struct cb_db *db, long long chat_id, json_object **out
 }
 
 int
-cb_db_messages_list(struct cb_db *db, long long chat_id, long long after_id, long long before_id,
-    long long limit, json_object **out, long long *total)
+cb_db_messages_read(struct cb_db *db, const struct cb_user *who, long long chat_id,
+    long long after_id, long long before_id, long long limit, struct cb_buf *out, long long *total,
+    struct cb_error *e)
 {
+	struct cb_chat_state st;
 	struct cb_res *res;
 	long long below = before_id > 0 ? before_id : LLONG_MAX;
 	int rc;
 
 	/*
-	 * The chat's total rides along as a scalar subquery (evaluated once): one
-	 * round trip per page instead of two. The newest page is read newest first
-	 * straight off the (chat_id, id) index and turned round here, which costs
-	 * MariaDB far less than a derived table sorted again.
+	 * One round trip (sql-messages.h): the chat's state, its total and the
+	 * page. The newest page is read newest first straight off the
+	 * (chat_id, id) index and turned round as it is written, which costs
+	 * MariaDB far less than a derived table sorted again. The rows go
+	 * straight to text: a page is the largest answer there is.
 	 */
-	*out = NULL;
 	if (after_id > 0)
-		rc = cb_db_query(db, &res,
-		    "SELECT " CB_MESSAGE_COLUMNS
-		    ", (SELECT COUNT(*) FROM messages x WHERE x.chat_id = ?) "
-		    "AS _total FROM messages m WHERE m.chat_id = ? AND m.id > ? AND m.id < ? "
-		    "ORDER BY m.id LIMIT ?",
-		    "iiiii", chat_id, chat_id, after_id, below, limit);
+		rc = cb_db_query(db, &res, CB_SQL_MESSAGES_AFTER, "iiiii", chat_id, after_id, below,
+		    chat_id, limit);
 	else
-		rc = cb_db_query(db, &res,
-		    "SELECT " CB_MESSAGE_COLUMNS
-		    ", (SELECT COUNT(*) FROM messages x WHERE x.chat_id = ?) "
-		    "AS _total FROM messages m WHERE m.chat_id = ? AND m.id < ? "
-		    "ORDER BY m.id DESC LIMIT ?",
-		    "iiii", chat_id, chat_id, below, limit);
+		rc = cb_db_query(
+		    db, &res, CB_SQL_MESSAGES_NEWEST, "iiii", chat_id, below, chat_id, limit);
 	if (rc != CB_OK)
 		return rc;
 	if (res->nrows == 0) {
-		/* An empty page carries no total: count on its own. */
+		/* No page, so no state either: the chat, if any, and its count on their own. */
 		cb_res_free(res);
+		if ((rc = cb_db_chat_state(db, chat_id, &st)) != CB_OK ||
+		    (rc = cb_chat_access_check(who, &st, CB_CHAT_READ, e)) != CB_OK)
+			return rc;
 		rc = cb_db_query(
 		    db, &res, "SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", "i", chat_id);
 		if (rc != CB_OK)
 			return rc;
 		*total = cb_res_int(res, 0, "n");
-		*out = json_object_new_array();
+		cb_buf_append(out, "[]", 2);
 		cb_res_free(res);
 		return CB_OK;
 	}
-	*total = cb_res_int(res, 0, "_total");
-	if (after_id > 0) {
-		*out = cb_res_json_array(res);
-	} else {
-		*out = json_object_new_array_ext((int)res->nrows);
-		for (unsigned i = res->nrows; i-- > 0;)
-			json_object_array_add(*out, cb_res_row_json(res, i));
+	state_from_row(res, 1, &st);
+	rc = cb_chat_access_check(who, &st, CB_CHAT_READ, e);
+	if (rc == CB_OK) {
+		*total = cb_res_int(res, 0, "_total");
+		cb_res_write_array(res, after_id == 0, out);
 	}
 	cb_res_free(res);
-	return CB_OK;
+	return rc;
 }
 
 /*
@@ -408,7 +409,7 @@ transfer_lock(struct cb_db *db, long long chat_id, long long target, struct cb_c
 	    "i", chat_id);
 	if (rc != CB_OK)
 		return rc;
-	state_from_row(res, st);
+	state_from_row(res, 0, st);
 	cb_res_free(res);
 	return st->department_id == dept ? CB_OK : CB_ERR_RETRY;
 }

@@ -53,12 +53,16 @@ int cb_db_chats_list(struct cb_db *db, const struct cb_user *who, const struct c
 int cb_db_chat_transfers_json(struct cb_db *db, long long chat_id, json_object **out);
 
 /*
- * Messages of a chat, ascending by id: after_id > 0 gives the first limit
- * after it (and before before_id, if that is given too); else before_id > 0
- * the last limit before it; else the latest limit. *total: all of the chat's.
+ * A page of chat_id's messages for who, ascending by id: after_id > 0 gives
+ * the first limit after it (and before before_id, if that is given too);
+ * else before_id > 0 the last limit before it; else the latest limit. The
+ * page is appended to out as the answer's JSON array, and *total is the
+ * count of all of the chat's messages. CB_ERR_NOTFOUND if there is no such
+ * chat, CB_ERR_REPLY with e set if who may not read it (cb_chat_access_check).
  */
-int cb_db_messages_list(struct cb_db *db, long long chat_id, long long after_id,
-    long long before_id, long long limit, json_object **out, long long *total);
+int cb_db_messages_read(struct cb_db *db, const struct cb_user *who, long long chat_id,
+    long long after_id, long long before_id, long long limit, struct cb_buf *out, long long *total,
+    struct cb_error *e);
 
 struct cb_chat_new {
 	long long customer_id;

@@ -6,6 +6,7 @@
 
 #include "db.h"
 #include "events.h"
+#include "sql-messages.h"
 
 /*
  * The chat object's columns; the _-prefixed ones feed the embedded
@@ -22,8 +23,6 @@
 #define CB_CHAT_FROM \
 	"FROM chats c JOIN users cu ON cu.id = c.customer_id " \
 	"LEFT JOIN users ag ON ag.id = c.agent_id "
-
-#define CB_MESSAGE_COLUMNS "m.id, m.chat_id, m.sender_id, m.sender_role, m.content, m.created_at "
 
 /* The row's chat object, with "customer" and "agent" as {"id","full_name"}. */
 json_object *cb_db_chat_row_json(const struct cb_res *res, unsigned row);

@@ -36,12 +36,14 @@ cb_db_session_create(
 
 /*
  * Each worker remembers the sessions it has looked up (cache.h), in a
- * direct-mapped table indexed by the token's hash. An entry serves while the
+ * two-way set-associative table indexed by the token's hash, so two busy
+ * tokens that land in one set do not evict each other. An entry serves while the
  * state generation holds (a logout, a revocation and every change of a user
  * move it), for at most the maximum age (cache_max_age_ms), and never past the
  * token's expiry.
  */
-#define SESSION_SLOTS 256
+#define SESSION_SETS 1024
+#define SESSION_WAYS 2
 
 struct session_slot {
 	int used;
@@ -52,12 +54,38 @@ struct session_slot {
 	long long seen_ms; /* when this worker last knew the agent's last_seen_at fresh */
 };
 
-static struct session_slot session_cache[SESSION_SLOTS];
+static struct session_slot session_cache[SESSION_SETS][SESSION_WAYS];
 
 static struct session_slot *
-session_slot(const unsigned char hash[CB_TOKEN_HASH])
+session_set(const unsigned char hash[CB_TOKEN_HASH])
 {
-	return &session_cache[(hash[0] | (unsigned)hash[1] << 8) % SESSION_SLOTS];
+	return session_cache[(hash[0] | (unsigned)hash[1] << 8) % SESSION_SETS];
+}
+
+/* The entry of this token in its set, if it may still be served. */
+static struct session_slot *
+session_find(struct session_slot *set, const unsigned char hash[CB_TOKEN_HASH], long long now_ms)
+{
+	for (int w = 0; w < SESSION_WAYS; w++)
+		if (set[w].used && memcmp(set[w].hash, hash, CB_TOKEN_HASH) == 0 &&
+		    cb_cache_fresh(&set[w].stamp) && now_ms < set[w].expires_ms)
+			return &set[w];
+	return NULL;
+}
+
+/* Where a new entry goes: the token's old entry, a free way, or the oldest. */
+static struct session_slot *
+session_victim(struct session_slot *set, const unsigned char hash[CB_TOKEN_HASH])
+{
+	struct session_slot *oldest = &set[0];
+
+	for (int w = 0; w < SESSION_WAYS; w++) {
+		if (!set[w].used || memcmp(set[w].hash, hash, CB_TOKEN_HASH) == 0)
+			return &set[w];
+		if (set[w].stamp.at_ms < oldest->stamp.at_ms)
+			oldest = &set[w];
+	}
+	return oldest;
 }
 
 /* Refreshes an agent's last_seen_at when this worker has not for a while. */
@@ -76,7 +104,7 @@ int
 cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out)
 {
 	unsigned char hash[CB_TOKEN_HASH];
-	struct session_slot *slot, fresh = {0};
+	struct session_slot *set, *slot, fresh = {0};
 	struct cb_res *res;
 	long long now_ms = cb_now_ms();
 	int rc;
@@ -84,9 +112,8 @@ cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out)
 	memset(out, 0, sizeof *out);
 	if (cb_auth_token_hash(token, hash) != CB_OK)
 		return CB_ERR_NOTFOUND;
-	slot = session_slot(hash);
-	if (slot->used && memcmp(slot->hash, hash, sizeof hash) == 0 &&
-	    cb_cache_fresh(&slot->stamp) && now_ms < slot->expires_ms) {
+	set = session_set(hash);
+	if ((slot = session_find(set, hash, now_ms)) != NULL) {
 		*out = slot->user;
 		return refresh_seen(db, slot, now_ms);
 	}
@@ -122,7 +149,7 @@ cb_db_session_lookup(struct cb_db *db, const char *token, struct cb_user *out)
 	*out = fresh.user;
 	rc = refresh_seen(db, &fresh, now_ms);
 	if (keep)
-		*slot = fresh;
+		*session_victim(set, hash) = fresh;
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 
 #include "cache.h"
 #include "db.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -358,9 +359,8 @@ struct row_buf {
 static void
 format_time(const MYSQL_TIME *t, char out[32])
 {
-	snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03luZ", t->year % 10000, t->month % 100,
-	    t->day % 100, t->hour % 100, t->minute % 100, t->second % 100,
-	    (unsigned long)(t->second_part / 1000) % 1000);
+	cb_format_utc(out, t->year, t->month, t->day, t->hour, t->minute, t->second,
+	    (unsigned long)(t->second_part / 1000));
 }
 
 static int
@@ -699,4 +699,45 @@ cb_res_json_array(const struct cb_res *res)
 	for (unsigned r = 0; r < res->nrows; r++)
 		json_object_array_add(arr, cb_res_row_json(res, r));
 	return arr;
+}
+
+/* The same mapping as cb_res_row_json, written as text. */
+static void
+write_row(const struct cb_res *res, unsigned row, struct cb_buf *out)
+{
+	const char *sep = "{";
+
+	for (unsigned c = 0; c < res->ncols; c++) {
+		const struct cb_val *v = &res->vals[(size_t)row * res->ncols + c];
+
+		if (res->names[c][0] == '_')
+			continue;
+		cb_buf_append(out, sep, 1);
+		sep = ",";
+		cb_json_write_string(out, res->names[c]);
+		cb_buf_append(out, ":", 1);
+		if (v->is_null) {
+			cb_buf_append(out, "null", 4);
+			continue;
+		}
+		switch (res->types[c]) {
+		case CB_COL_INT: cb_buf_append_int(out, v->i); break;
+		case CB_COL_BOOL: cb_buf_append(out, v->i ? "true" : "false", v->i ? 4 : 5); break;
+		case CB_COL_TIME:
+		case CB_COL_STR: cb_json_write_string(out, v->s); break;
+		}
+	}
+	cb_buf_append(out, *sep == '{' ? "{}" : "}", *sep == '{' ? 2 : 1);
+}
+
+void
+cb_res_write_array(const struct cb_res *res, int reverse, struct cb_buf *out)
+{
+	cb_buf_append(out, "[", 1);
+	for (unsigned i = 0; i < res->nrows; i++) {
+		if (i > 0)
+			cb_buf_append(out, ",", 1);
+		write_row(res, reverse ? res->nrows - 1 - i : i, out);
+	}
+	cb_buf_append(out, "]", 1);
 }

@@ -16,6 +16,8 @@
 
 #include "config.h"
 
+struct cb_buf;
+
 struct cb_db;
 
 enum cb_col_type { CB_COL_INT, CB_COL_BOOL, CB_COL_TIME, CB_COL_STR };
@@ -96,5 +98,11 @@ const char *cb_res_str(const struct cb_res *res, unsigned row, const char *name)
 json_object *cb_res_row_json(const struct cb_res *res, unsigned row);
 /* Every row, as a JSON array. */
 json_object *cb_res_json_array(const struct cb_res *res);
+/*
+ * Appends the rows as the text cb_json_text would make of cb_res_json_array
+ * (rows in reverse order when reverse is set), without building the objects:
+ * the cheap way to answer with many rows.
+ */
+void cb_res_write_array(const struct cb_res *res, int reverse, struct cb_buf *out);
 
 #endif

@@ -223,3 +223,40 @@ cb_json_text(json_object *obj)
 	return json_object_to_json_string_ext(
 	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
+
+/* json-c's escapes: the five short ones, \" and \\, other controls as \u00xx. */
+void
+cb_json_write_string(struct cb_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+
+	cb_buf_append(b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[7] = {'\\', 0};
+		size_t n = 2;
+
+		switch (c) {
+		case '\b': esc[1] = 'b'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		default:
+			if (c >= 0x20)
+				continue;
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+		}
+		cb_buf_append(b, run, (size_t)(s - run));
+		cb_buf_append(b, esc, n);
+		run = s + 1;
+	}
+	cb_buf_append(b, run, (size_t)(s - run));
+	cb_buf_append(b, "\"", 1);
+}

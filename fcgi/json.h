@@ -44,5 +44,10 @@ int cb_json_enum(json_object *obj, const char *key, unsigned flags, const char *
 
 /* Serialises without escaping slashes; the string lives as long as obj. */
 const char *cb_json_text(json_object *obj);
+/*
+ * Appends s as a JSON string literal, escaped byte for byte as cb_json_text
+ * escapes it, for answers written straight from rows (cb_res_write_array).
+ */
+void cb_json_write_string(struct cb_buf *b, const char *s);
 
 #endif

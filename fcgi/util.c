@@ -124,6 +124,52 @@ cb_buf_printf(struct cb_buf *b, const char *fmt, ...)
 }
 
 void
+cb_buf_append_int(struct cb_buf *b, long long v)
+{
+	char digits[24], *p = digits + sizeof digits;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	cb_buf_append(b, p, (size_t)(digits + sizeof digits - p));
+}
+
+/* Writes the low width decimal digits of v, zero-padded; returns the end. */
+static char *
+put_digits(char *p, unsigned long v, int width)
+{
+	for (int i = width - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + width;
+}
+
+void
+cb_format_utc(char out[32], unsigned year, unsigned month, unsigned day, unsigned hour,
+    unsigned minute, unsigned second, unsigned long ms)
+{
+	char *p = out;
+
+	p = put_digits(p, year, 4);
+	*p++ = '-';
+	p = put_digits(p, month, 2);
+	*p++ = '-';
+	p = put_digits(p, day, 2);
+	*p++ = 'T';
+	p = put_digits(p, hour, 2);
+	*p++ = ':';
+	p = put_digits(p, minute, 2);
+	*p++ = ':';
+	p = put_digits(p, second, 2);
+	*p++ = '.';
+	p = put_digits(p, ms, 3);
+	*p++ = 'Z';
+	*p = '\0';
+}
+
+void
 cb_buf_free(struct cb_buf *b)
 {
 	free(b->data);

@@ -39,6 +39,15 @@ struct cb_buf {
 void cb_buf_append(struct cb_buf *b, const char *data, size_t len);
 void cb_buf_printf(struct cb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cb_buf_free(struct cb_buf *b);
+/* Appends v in decimal, as "%lld" would, without the cost of printf. */
+void cb_buf_append_int(struct cb_buf *b, long long v);
+
+/*
+ * Writes the time as RFC 3339 UTC with milliseconds, "YYYY-MM-DDTHH:MM:SS.mmmZ",
+ * each field cut to its width as "%04u-%02u-..." of the value modulo 10^width.
+ */
+void cb_format_utc(char out[32], unsigned year, unsigned month, unsigned day, unsigned hour,
+    unsigned minute, unsigned second, unsigned long ms);
 
 /* Number of Unicode code points in valid UTF-8 text. */
 size_t cb_utf8_length(const char *s, size_t bytes);

@@ -1,6 +1,7 @@
 /* test-json.c - body parsing, typed fields with 422s, and the field rules (fcgi/json.c, fcgi/validate.c). */
 #include <string.h>
 
+#include "db.h"
 #include "json.h"
 #include "tests.h"
 #include "util.h"
@@ -147,6 +148,75 @@ START_TEST(usernames_emails_and_keys)
 }
 END_TEST
 
+/* What json-c makes of s as a string, with cb_json_text's flags. */
+static void
+assert_written_like_json_c(const char *s)
+{
+	struct cb_buf b = {0};
+	json_object *j = json_object_new_string(s);
+
+	cb_json_write_string(&b, s);
+	ck_assert_str_eq(b.data, cb_json_text(j));
+	json_object_put(j);
+	cb_buf_free(&b);
+}
+
+START_TEST(written_strings_match_json_c)
+{
+	char one[2] = {0};
+
+	/* Every byte on its own, then in company, then the usual suspects. */
+	for (int c = 1; c < 256; c++) {
+		one[0] = (char)c;
+		assert_written_like_json_c(one);
+	}
+	assert_written_like_json_c("");
+	assert_written_like_json_c("plain text, no escapes");
+	assert_written_like_json_c("a \"quoted\" back\\slash / slash\tand\ttabs\r\n");
+	assert_written_like_json_c("\x01\x1f\x7f bell\a vt\v esc\x1b");
+	assert_written_like_json_c("UTF-8: caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 </script>");
+}
+END_TEST
+
+START_TEST(written_rows_match_the_row_objects)
+{
+	char *names[] = {"id", "_hidden", "content", "flag", "created_at", "agent_id"};
+	enum cb_col_type types[] = {
+	    CB_COL_INT, CB_COL_INT, CB_COL_STR, CB_COL_BOOL, CB_COL_TIME, CB_COL_INT};
+	struct cb_val vals[] = {
+	    {0, 7, NULL},
+	    {0, 1, NULL},
+	    {0, 0, "h\"i\n/\x02"},
+	    {0, 1, NULL},
+	    {0, 0, "2026-11-24T10:00:00.123Z"},
+	    {1, 0, NULL},
+	    {0, -9000000000LL, NULL},
+	    {0, 2, NULL},
+	    {1, 0, NULL},
+	    {0, 0, NULL},
+	    {0, 0, "2026-11-24T10:00:01.000Z"},
+	    {0, 42, NULL},
+	};
+	struct cb_res res = {.ncols = 6, .names = names, .types = types, .vals = vals};
+
+	for (unsigned rows = 0; rows <= 2; rows++) {
+		for (int reverse = 0; reverse <= 1; reverse++) {
+			struct cb_buf b = {0};
+			json_object *arr = json_object_new_array();
+
+			res.nrows = rows;
+			for (unsigned i = 0; i < rows; i++)
+				json_object_array_add(
+				    arr, cb_res_row_json(&res, reverse ? rows - 1 - i : i));
+			cb_res_write_array(&res, reverse, &b);
+			ck_assert_str_eq(b.data, cb_json_text(arr));
+			json_object_put(arr);
+			cb_buf_free(&b);
+		}
+	}
+}
+END_TEST
+
 Suite *
 cb_suite_json(void)
 {
@@ -158,6 +228,8 @@ cb_suite_json(void)
 	tcase_add_test(tc, int_and_bool_fields_are_strict);
 	tcase_add_test(tc, enum_fields_name_the_choices);
 	tcase_add_test(tc, usernames_emails_and_keys);
+	tcase_add_test(tc, written_strings_match_json_c);
+	tcase_add_test(tc, written_rows_match_the_row_objects);
 	suite_add_tcase(s, tc);
 	return s;
 }

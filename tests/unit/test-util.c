@@ -1,4 +1,6 @@
-/* test-util.c - UTF-8 rules, integer parsing and the string buffer (fcgi/util.c). */
+/* test-util.c - UTF-8 rules, integer parsing, the string buffer and time text (fcgi/util.c). */
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tests.h"
@@ -67,6 +69,45 @@ START_TEST(buf_grows_and_formats)
 }
 END_TEST
 
+START_TEST(buf_appends_integers_like_printf)
+{
+	const long long values[] = {0, 1, -1, 9, 10, -10, 99, 100, 123456789, -987654321, 1LL << 53,
+	    LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+	char want[32];
+
+	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+		struct cb_buf b = {0};
+
+		cb_buf_append(&b, "<", 1);
+		cb_buf_append_int(&b, values[i]);
+		snprintf(want, sizeof want, "<%lld", values[i]);
+		ck_assert_str_eq(b.data, want);
+		cb_buf_free(&b);
+	}
+}
+END_TEST
+
+START_TEST(utc_times_format_like_printf)
+{
+	/* Field values at, below and past their width, as MariaDB can hand them over. */
+	const unsigned long f[][7] = {{2026, 11, 24, 10, 5, 9, 7}, {1970, 1, 1, 0, 0, 0, 0},
+	    {9999, 12, 31, 23, 59, 59, 999}, {0, 0, 0, 0, 0, 0, 0},
+	    {12026, 123, 100, 24, 60, 61, 1000}, {5, 9, 9, 9, 9, 9, 10}};
+	char got[32], want[32];
+
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		cb_format_utc(got, (unsigned)f[i][0], (unsigned)f[i][1], (unsigned)f[i][2],
+		    (unsigned)f[i][3], (unsigned)f[i][4], (unsigned)f[i][5], f[i][6]);
+		snprintf(want, sizeof want, "%04lu-%02lu-%02luT%02lu:%02lu:%02lu.%03luZ",
+		    f[i][0] % 10000, f[i][1] % 100, f[i][2] % 100, f[i][3] % 100, f[i][4] % 100,
+		    f[i][5] % 100, f[i][6] % 1000);
+		ck_assert_str_eq(got, want);
+	}
+	cb_format_utc(got, 2026, 11, 24, 10, 5, 9, 7);
+	ck_assert_str_eq(got, "2026-11-24T10:05:09.007Z");
+}
+END_TEST
+
 Suite *
 cb_suite_util(void)
 {
@@ -78,6 +119,8 @@ cb_suite_util(void)
 	tcase_add_test(tc, utf8_length_counts_code_points);
 	tcase_add_test(tc, parse_int_whole_numbers_in_range);
 	tcase_add_test(tc, buf_grows_and_formats);
+	tcase_add_test(tc, buf_appends_integers_like_printf);
+	tcase_add_test(tc, utc_times_format_like_printf);
 	suite_add_tcase(s, tc);
 	return s;
 }
