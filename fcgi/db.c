@@ -705,15 +705,17 @@ cb_res_json_array(const struct cb_res *res)
 static void
 write_row(const struct cb_res *res, unsigned row, struct cb_buf *out)
 {
-	const char *sep = "{";
+	int first = 1;
 
+	cb_buf_append(out, "{", 1);
 	for (unsigned c = 0; c < res->ncols; c++) {
 		const struct cb_val *v = &res->vals[(size_t)row * res->ncols + c];
 
 		if (res->names[c][0] == '_')
 			continue;
-		cb_buf_append(out, sep, 1);
-		sep = ",";
+		if (!first)
+			cb_buf_append(out, ",", 1);
+		first = 0;
 		cb_json_write_string(out, res->names[c]);
 		cb_buf_append(out, ":", 1);
 		if (v->is_null) {
@@ -727,7 +729,7 @@ write_row(const struct cb_res *res, unsigned row, struct cb_buf *out)
 		case CB_COL_STR: cb_json_write_string(out, v->s); break;
 		}
 	}
-	cb_buf_append(out, *sep == '{' ? "{}" : "}", *sep == '{' ? 2 : 1);
+	cb_buf_append(out, "}", 1);
 }
 
 void
