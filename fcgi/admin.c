@@ -13,6 +13,7 @@
 #include "db-reassign.h"
 #include "db-sessions.h"
 #include "db.h"
+#include "history.h"
 #include "migrate.h"
 #include "publish.h"
 #include "util.h"
@@ -111,6 +112,7 @@ main(int argc, char **argv)
 	cb_publish_init(&cfg);
 	/* So the workers forget what the changes made here make stale (cache.h). */
 	cb_cache_open(cfg.shared_file, 0);
+	cb_history_open(cfg.history_cache_file, cfg.history_cache_mb, 0);
 	struct cb_db *db = cb_db_new(&cfg);
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		rc = cb_migrate(db, cfg.schema_dir);

@@ -4,7 +4,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -68,22 +67,13 @@ cb_cache_bump(void)
 		__atomic_add_fetch(&shared->generation, 1, __ATOMIC_SEQ_CST);
 }
 
-static long long
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 cb_cache_stamp(struct cb_stamp *s)
 {
 	if (shared == NULL || max_age <= 0)
 		return 0;
 	s->gen = __atomic_load_n(&shared->generation, __ATOMIC_SEQ_CST);
-	s->at_ms = monotonic_ms();
+	s->at_ms = cb_monotonic_ms();
 	return 1;
 }
 
@@ -99,5 +89,5 @@ cb_cache_fresh(const struct cb_stamp *s)
 	if (shared == NULL)
 		return 0;
 	return cb_stamp_fresh_at(
-	    s, __atomic_load_n(&shared->generation, __ATOMIC_SEQ_CST), monotonic_ms(), max_age);
+	    s, __atomic_load_n(&shared->generation, __ATOMIC_SEQ_CST), cb_monotonic_ms(), max_age);
 }

@@ -46,6 +46,9 @@ static const struct key keys[] = {
     STR(publish_socket),
     STR(shared_file),
     INT(cache_max_age_ms, 0, 3600000),
+    STR(history_cache_file),
+    INT(history_cache_mb, 1, 4096),
+    INT(history_cache_max_age_ms, 0, 3600000),
     STR(schema_dir),
     INT(token_ttl, 60, 31 * 24 * 3600),
     INT(offline_after, 10, 7 * 24 * 3600),
@@ -76,6 +79,9 @@ cb_config_defaults(struct cb_config *cfg)
 	cfg->publish_socket = xstrdup("");
 	cfg->shared_file = xstrdup("");
 	cfg->cache_max_age_ms = 500;
+	cfg->history_cache_file = xstrdup("");
+	cfg->history_cache_mb = 64;
+	cfg->history_cache_max_age_ms = 5000;
 	cfg->schema_dir = xstrdup(CB_DATADIR "/carebot/schema");
 	cfg->token_ttl = 12 * 3600;
 	cfg->offline_after = 300;

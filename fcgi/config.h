@@ -17,6 +17,9 @@ struct cb_config {
 	char *publish_socket; /* nginx's publisher server; empty: do not publish */
 	char *shared_file; /* the state generation of cache.h; empty: nothing is cached */
 	int cache_max_age_ms; /* how long a worker may serve what it cached; 0: caching off */
+	char *history_cache_file; /* the shared newest pages of history.h; empty: not kept */
+	int history_cache_mb; /* the size of that file */
+	int history_cache_max_age_ms; /* how long a kept page may be served; 0: not kept */
 	char *schema_dir;
 	int token_ttl; /* seconds */
 	int offline_after; /* seconds of silence before reassign sets an agent offline */

@@ -7,6 +7,7 @@
 #include "cache.h"
 #include "db-assign.h"
 #include "db-chat-ops.h"
+#include "history.h"
 #include "logic-transfer.h"
 #include "util.h"
 
@@ -156,23 +157,22 @@ cb_db_chat_transfers_json(struct cb_db *db, long long chat_id, json_object **out
 	return CB_OK;
 }
 
-int
-cb_db_messages_read(struct cb_db *db, const struct cb_user *who, long long chat_id,
-    long long after_id, long long before_id, long long limit, struct cb_buf *out, long long *total,
-    struct cb_error *e)
+/*
+ * The page from MariaDB, with the chat's state and total, whoever may read it.
+ * One round trip (sql-messages.h): the chat's state, its total and the page.
+ * The newest page is read newest first straight off the (chat_id, id) index
+ * and turned round as it is written, which costs MariaDB far less than a
+ * derived table sorted again. The rows go straight to text: a page is the
+ * largest answer there is.
+ */
+static int
+page_read(struct cb_db *db, long long chat_id, long long after_id, long long before_id,
+    long long limit, struct cb_chat_state *st, long long *total, struct cb_buf *out)
 {
-	struct cb_chat_state st;
 	struct cb_res *res;
 	long long below = before_id > 0 ? before_id : LLONG_MAX;
 	int rc;
 
-	/*
-	 * One round trip (sql-messages.h): the chat's state, its total and the
-	 * page. The newest page is read newest first straight off the
-	 * (chat_id, id) index and turned round as it is written, which costs
-	 * MariaDB far less than a derived table sorted again. The rows go
-	 * straight to text: a page is the largest answer there is.
-	 */
 	if (after_id > 0)
 		rc = cb_db_query(db, &res, CB_SQL_MESSAGES_AFTER, "iiiii", chat_id, after_id, below,
 		    chat_id, limit);
@@ -181,29 +181,47 @@ cb_db_messages_read(struct cb_db *db, const struct cb_user *who, long long chat_
 		    db, &res, CB_SQL_MESSAGES_NEWEST, "iiii", chat_id, below, chat_id, limit);
 	if (rc != CB_OK)
 		return rc;
-	if (res->nrows == 0) {
-		/* No page, so no state either: the chat, if any, and its count on their own. */
-		cb_res_free(res);
-		if ((rc = cb_db_chat_state(db, chat_id, &st)) != CB_OK ||
-		    (rc = cb_chat_access_check(who, &st, CB_CHAT_READ, e)) != CB_OK)
-			return rc;
-		rc = cb_db_query(
-		    db, &res, "SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", "i", chat_id);
-		if (rc != CB_OK)
-			return rc;
-		*total = cb_res_int(res, 0, "n");
-		cb_buf_append(out, "[]", 2);
+	if (res->nrows > 0) {
+		state_from_row(res, 1, st);
+		*total = cb_res_int(res, 0, "_total");
+		cb_res_write_array(res, after_id == 0, out);
 		cb_res_free(res);
 		return CB_OK;
 	}
-	state_from_row(res, 1, &st);
-	rc = cb_chat_access_check(who, &st, CB_CHAT_READ, e);
-	if (rc == CB_OK) {
-		*total = cb_res_int(res, 0, "_total");
-		cb_res_write_array(res, after_id == 0, out);
-	}
+	/* No page, so no state either: the chat, if any, and its count on their own. */
 	cb_res_free(res);
-	return rc;
+	if ((rc = cb_db_chat_state(db, chat_id, st)) != CB_OK)
+		return rc;
+	rc = cb_db_query(
+	    db, &res, "SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", "i", chat_id);
+	if (rc != CB_OK)
+		return rc;
+	*total = cb_res_int(res, 0, "n");
+	cb_buf_append(out, "[]", 2);
+	cb_res_free(res);
+	return CB_OK;
+}
+
+int
+cb_db_messages_read(struct cb_db *db, const struct cb_user *who, long long chat_id,
+    long long after_id, long long before_id, long long limit, struct cb_buf *out, long long *total,
+    struct cb_error *e)
+{
+	struct cb_history_stamp stamp;
+	struct cb_chat_state st;
+	size_t from = out->len;
+	int newest = after_id <= 0 && before_id <= 0;
+
+	/* The newest page is what a client opens a chat with: kept for the instance (history.h). */
+	if (newest && cb_history_get(chat_id, limit, &st, total, out))
+		return cb_chat_access_check(who, &st, CB_CHAT_READ, e);
+	int keep = newest && cb_history_stamp(chat_id, &stamp);
+	int rc = page_read(db, chat_id, after_id, before_id, limit, &st, total, out);
+	if (rc != CB_OK)
+		return rc;
+	if (keep)
+		cb_history_put(&stamp, limit, &st, *total, out->data + from, out->len - from);
+	return cb_chat_access_check(who, &st, CB_CHAT_READ, e);
 }
 
 /*

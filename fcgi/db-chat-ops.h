@@ -58,7 +58,9 @@ int cb_db_chat_transfers_json(struct cb_db *db, long long chat_id, json_object *
  * else before_id > 0 the last limit before it; else the latest limit. The
  * page is appended to out as the answer's JSON array, and *total is the
  * count of all of the chat's messages. CB_ERR_NOTFOUND if there is no such
- * chat, CB_ERR_REPLY with e set if who may not read it (cb_chat_access_check).
+ * chat, CB_ERR_REPLY with e set if who may not read it (cb_chat_access_check);
+ * out is then to be thrown away. The newest page (neither id given) is served
+ * from, and kept in, the instance's history store (history.h).
  */
 int cb_db_messages_read(struct cb_db *db, const struct cb_user *who, long long chat_id,
     long long after_id, long long before_id, long long limit, struct cb_buf *out, long long *total,

@@ -12,6 +12,7 @@
 
 #include "cache.h"
 #include "db.h"
+#include "history.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
@@ -245,10 +246,24 @@ cb_db_sql_changes_state(const char *sql)
 	return 1;
 }
 
+/*
+ * Every change to a chat, its state or its messages, is made under the
+ * chat's mutex: once committed, the chats whose mutexes are held may have
+ * changed, and the shared history pages of them are stale (history.h).
+ */
+static void
+chats_changed(struct cb_db *db)
+{
+	for (size_t i = 0; i < db->nmutexes; i++)
+		cb_history_bump(db->mutexes[i]);
+}
+
 /* After a successful statement: a change outside a transaction is committed already. */
 static void
 note_change(struct cb_db *db, const char *sql)
 {
+	if (!db->in_tx && strncmp(sql, "SELECT ", 7) != 0)
+		chats_changed(db);
 	if (!cb_db_sql_changes_state(sql))
 		return;
 	if (db->in_tx)
@@ -520,7 +535,9 @@ cb_db_exec_script(struct cb_db *db, const char *sql)
 		if (more != 0)
 			break;
 	}
-	cb_cache_bump(); /* a script may have changed anything, even when it failed half-way */
+	/* A script may have changed anything, even when it failed half-way. */
+	cb_cache_bump();
+	cb_history_bump_all();
 	return rc;
 }
 
@@ -560,6 +577,8 @@ cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
 		rc = fn(db, arg);
 		if (rc == CB_OK)
 			rc = simple(db, "COMMIT");
+		if (rc == CB_OK)
+			chats_changed(db);
 		if (rc == CB_OK && db->changed)
 			cb_cache_bump();
 		if (db->conn != NULL && rc != CB_OK) {

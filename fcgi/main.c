@@ -16,6 +16,7 @@
 #include "cache.h"
 #include "config.h"
 #include "db.h"
+#include "history.h"
 #include "log.h"
 #include "publish.h"
 #include "request.h"
@@ -90,6 +91,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	cb_cache_open(cfg.shared_file, cfg.cache_max_age_ms);
+	cb_history_open(cfg.history_cache_file, cfg.history_cache_mb, cfg.history_cache_max_age_ms);
 	struct cb_db *db = cb_db_new(&cfg);
 	if (cb_db_ensure(db) != CB_OK)
 		cb_warn("starting without a database connection; retrying on each request");
@@ -104,6 +106,7 @@ main(int argc, char **argv)
 	cb_info("worker stopping");
 	cb_db_free(db);
 	cb_cache_close();
+	cb_history_close();
 	cb_publish_cleanup();
 	cb_config_free(&cfg);
 	return 0;

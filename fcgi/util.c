@@ -98,6 +98,13 @@ buf_reserve(struct cb_buf *b, size_t extra)
 	b->cap = cap;
 }
 
+char *
+cb_buf_space(struct cb_buf *b, size_t len)
+{
+	buf_reserve(b, len);
+	return b->data + b->len;
+}
+
 void
 cb_buf_append(struct cb_buf *b, const char *data, size_t len)
 {
@@ -248,5 +255,14 @@ cb_now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long
+cb_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

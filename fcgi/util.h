@@ -39,6 +39,8 @@ struct cb_buf {
 void cb_buf_append(struct cb_buf *b, const char *data, size_t len);
 void cb_buf_printf(struct cb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cb_buf_free(struct cb_buf *b);
+/* Room for len more bytes (and the NUL): where they go. The caller then adds len to b->len. */
+char *cb_buf_space(struct cb_buf *b, size_t len);
 /* Appends v in decimal, as "%lld" would, without the cost of printf. */
 void cb_buf_append_int(struct cb_buf *b, long long v);
 
@@ -57,5 +59,7 @@ int cb_utf8_valid(const char *s, size_t len);
 int cb_parse_int(const char *s, long long min, long long max, long long *out);
 /* Current time in milliseconds since the epoch. */
 long long cb_now_ms(void);
+/* Milliseconds on the monotonic clock, which every process of the host shares. */
+long long cb_monotonic_ms(void);
 
 #endif

@@ -7,6 +7,7 @@
 Suite *cb_suite_cache(void);
 Suite *cb_suite_config(void);
 Suite *cb_suite_events(void);
+Suite *cb_suite_history(void);
 Suite *cb_suite_json(void);
 Suite *cb_suite_logic_assign(void);
 Suite *cb_suite_logic_directory(void);

@@ -1,0 +1,69 @@
+/*
+ * history.h - the newest page of each chat's history, kept once for all the
+ * processes of an instance.
+ *
+ * Every client opens a chat with its newest page, and the whole archive is
+ * far larger than a worker may be (16 MiB), so the page is not kept per
+ * worker: the workers and carebot-admin share one file (setting
+ * history_cache_file, on tmpfs), a table of fixed-size slots indexed by chat
+ * id. A slot holds one page (the newest `limit` messages, as the answer's
+ * JSON text), the chat's total and its state for the access check. The
+ * table's small head is mapped; the pages are read and written with
+ * pread/pwrite, so they are never part of a worker's resident size.
+ *
+ * Exactness: each slot carries a counter that moves with every committed
+ * change to a chat of that slot (db.c bumps it for every chat whose mutex a
+ * committed change held: a new message or a new state are always made under
+ * it). A reader takes the counter before it asks MariaDB and stores the page
+ * with it; the page is served while the counter has not moved and it is
+ * younger than history_cache_max_age_ms. The bump comes after the commit
+ * and before the response and the events, so the next read anywhere on the
+ * host sees the change; a change made behind carebot's back (SQL by hand, a
+ * worker on another host) shows within the maximum age.
+ *
+ * A slot being rewritten is skipped by readers (a sequence counter, odd
+ * while writing); two writers of one slot do not wait for each other, the
+ * second one just does not store.
+ */
+#ifndef CB_HISTORY_H
+#define CB_HISTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db-chats.h"
+#include "util.h"
+
+/* The most a page may weigh to be kept (bytes of JSON). */
+#define CB_HISTORY_PAGE_MAX (32 * 1024 - 1)
+
+struct cb_history_stamp {
+	unsigned slot;
+	uint64_t counter;
+	long long at_ms; /* monotonic */
+};
+
+/*
+ * Maps path (created if missing, size_mb of slots). Pages are served for
+ * max_age_ms; with 0 this process only announces changes (carebot-admin).
+ * CB_OK, or CB_ERR (logged unless path is empty) and the store stays off.
+ */
+int cb_history_open(const char *path, int size_mb, int max_age_ms);
+void cb_history_close(void);
+/* Records that chat_id changed, once the change is committed. */
+void cb_history_bump(long long chat_id);
+/* Records that any chat may have changed (a script ran). */
+void cb_history_bump_all(void);
+/* Stamps a newest page about to be read. 0 when the store is off: do not keep it. */
+int cb_history_stamp(long long chat_id, struct cb_history_stamp *s);
+/*
+ * The newest limit messages of chat_id, if kept and fresh: appends the page
+ * to out, fills *st and *total and returns 1. Otherwise 0, out untouched.
+ */
+int cb_history_get(long long chat_id, long long limit, struct cb_chat_state *st, long long *total,
+    struct cb_buf *out);
+/* Keeps a page read under stamp s (pages over CB_HISTORY_PAGE_MAX are not kept). */
+void cb_history_put(const struct cb_history_stamp *s, long long limit,
+    const struct cb_chat_state *st, long long total, const char *page, size_t len);
+
+#endif

@@ -1,0 +1,308 @@
+/* test-history.c - the shared store of newest pages: when a page is served and when it is not. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "history.h"
+#include "tests.h"
+#include "util.h"
+
+static char *path;
+
+static void
+setup(void)
+{
+	int fd;
+
+	path = xstrdup("/tmp/carebot-test-history.XXXXXX");
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+}
+
+static void
+teardown(void)
+{
+	cb_history_close();
+	unlink(path);
+	free(path);
+}
+
+static struct cb_chat_state
+state(long long id)
+{
+	struct cb_chat_state st = {.id = id, .customer_id = 5, .department_id = 2, .agent_id = 9};
+
+	snprintf(st.status, sizeof st.status, "active");
+	return st;
+}
+
+/* Reads chat's page into a fresh buffer; 1 if it was served. */
+static int
+get(long long chat, long long limit, struct cb_chat_state *st, long long *total, struct cb_buf *b)
+{
+	memset(b, 0, sizeof *b);
+	return cb_history_get(chat, limit, st, total, b);
+}
+
+/* Stamps, then keeps page as chat's newest limit messages. */
+static void
+put(long long chat, long long limit, const char *page, size_t len, long long total)
+{
+	struct cb_history_stamp s;
+	struct cb_chat_state st = state(chat);
+
+	ck_assert(cb_history_stamp(chat, &s));
+	cb_history_put(&s, limit, &st, total, page, len);
+}
+
+START_TEST(a_page_is_served_until_its_chat_changes)
+{
+	struct cb_chat_state st;
+	struct cb_buf b;
+	long long total = 0;
+
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	ck_assert(!get(7, 50, &st, &total, &b));
+	put(7, 50, "[{\"id\":1}]", 10, 1);
+	ck_assert(get(7, 50, &st, &total, &b));
+	ck_assert_str_eq(b.data, "[{\"id\":1}]");
+	ck_assert_uint_eq(b.len, 10);
+	ck_assert_int_eq(total, 1);
+	ck_assert_int_eq(st.id, 7);
+	ck_assert_int_eq(st.agent_id, 9);
+	ck_assert_str_eq(st.status, "active");
+	cb_buf_free(&b);
+	cb_history_bump(8); /* another chat, another slot */
+	ck_assert(get(7, 50, &st, &total, &b));
+	cb_buf_free(&b);
+	cb_history_bump(7);
+	ck_assert(!get(7, 50, &st, &total, &b));
+	ck_assert_ptr_null(b.data); /* a miss leaves the buffer alone */
+	put(7, 50, "[]", 2, 0);
+	ck_assert(get(7, 50, &st, &total, &b));
+	ck_assert_str_eq(b.data, "[]");
+	cb_buf_free(&b);
+	cb_history_bump_all();
+	ck_assert(!get(7, 50, &st, &total, &b));
+}
+END_TEST
+
+START_TEST(a_page_appends_to_what_the_buffer_holds)
+{
+	struct cb_chat_state st;
+	struct cb_buf b = {0};
+	long long total;
+
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	put(3, 10, "[1,2]", 5, 2);
+	cb_buf_append(&b, "x", 1);
+	ck_assert(cb_history_get(3, 10, &st, &total, &b));
+	ck_assert_str_eq(b.data, "x[1,2]");
+	cb_buf_free(&b);
+}
+END_TEST
+
+START_TEST(a_page_read_before_a_change_is_not_kept)
+{
+	struct cb_history_stamp s;
+	struct cb_chat_state st = state(7);
+	struct cb_buf b;
+	long long total;
+
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	ck_assert(cb_history_stamp(7, &s));
+	cb_history_bump(7); /* committed while the page was being read */
+	cb_history_put(&s, 50, &st, 1, "[old]", 5);
+	ck_assert(!get(7, 50, &st, &total, &b));
+}
+END_TEST
+
+START_TEST(another_limit_or_another_chat_of_the_slot_misses)
+{
+	struct cb_chat_state st;
+	struct cb_buf b;
+	long long total;
+	/* 1 MiB holds 32 slots of 32 KiB: chats 7 and 39 share one. */
+	long long twin = 7 + 32;
+
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	put(7, 50, "[7]", 3, 1);
+	ck_assert(!get(7, 100, &st, &total, &b));
+	ck_assert(!get(twin, 50, &st, &total, &b));
+	cb_history_bump(twin); /* a change to the twin costs chat 7 its page, nothing worse */
+	ck_assert(!get(7, 50, &st, &total, &b));
+	put(twin, 50, "[39]", 4, 1);
+	ck_assert(get(twin, 50, &st, &total, &b));
+	ck_assert_str_eq(b.data, "[39]");
+	cb_buf_free(&b);
+	ck_assert(!get(7, 50, &st, &total, &b));
+}
+END_TEST
+
+START_TEST(pages_over_the_slot_size_are_not_kept)
+{
+	char *big = xcalloc(1, CB_HISTORY_PAGE_MAX + 1);
+	struct cb_chat_state st;
+	struct cb_buf b;
+	long long total;
+
+	memset(big, 'x', CB_HISTORY_PAGE_MAX + 1);
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	put(7, 500, big, CB_HISTORY_PAGE_MAX + 1, 500);
+	ck_assert(!get(7, 500, &st, &total, &b));
+	put(7, 500, big, CB_HISTORY_PAGE_MAX, 500);
+	ck_assert(get(7, 500, &st, &total, &b));
+	ck_assert_uint_eq(b.len, CB_HISTORY_PAGE_MAX);
+	ck_assert_uint_eq(strspn(b.data, "x"), CB_HISTORY_PAGE_MAX);
+	cb_buf_free(&b);
+	free(big);
+}
+END_TEST
+
+START_TEST(pages_older_than_the_maximum_age_are_not_served)
+{
+	struct cb_chat_state st;
+	struct cb_buf b;
+	long long total;
+
+	ck_assert_int_eq(cb_history_open(path, 1, 1), CB_OK);
+	put(7, 50, "[1]", 3, 1);
+	usleep(5000); /* at least 5 ms later: older than 1 ms whatever the machine's speed */
+	ck_assert(!get(7, 50, &st, &total, &b));
+}
+END_TEST
+
+START_TEST(without_a_file_or_a_max_age_nothing_is_kept)
+{
+	struct cb_history_stamp s;
+	struct cb_chat_state st;
+	struct cb_buf b;
+	long long total;
+
+	ck_assert_int_eq(cb_history_open("", 64, 5000), CB_ERR);
+	ck_assert(!cb_history_stamp(7, &s));
+	ck_assert(!get(7, 50, &st, &total, &b));
+	cb_history_bump(7); /* harmless */
+	ck_assert_int_eq(cb_history_open("/nonexistent-dir/history", 64, 5000), CB_ERR);
+	ck_assert(!cb_history_stamp(7, &s));
+	/* A maximum age of 0 serves nothing, but the file is shared for the bumps. */
+	ck_assert_int_eq(cb_history_open(path, 1, 0), CB_OK);
+	ck_assert(!cb_history_stamp(7, &s));
+	ck_assert(!get(7, 50, &st, &total, &b));
+}
+END_TEST
+
+START_TEST(a_file_made_for_another_size_is_not_used)
+{
+	ck_assert_int_eq(cb_history_open(path, 1, 5000), CB_OK);
+	cb_history_close();
+	ck_assert_int_eq(cb_history_open(path, 2, 5000), CB_ERR);
+	ck_assert_int_eq(cb_history_open(path, 1, 5000), CB_OK);
+}
+END_TEST
+
+START_TEST(processes_share_pages_and_changes)
+{
+	struct cb_chat_state st;
+	struct cb_buf b;
+	long long total;
+	pid_t child;
+	int status;
+
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		/* Another worker keeps the page. */
+		put(7, 50, "[42]", 4, 1);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert(get(7, 50, &st, &total, &b));
+	ck_assert_str_eq(b.data, "[42]");
+	cb_buf_free(&b);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) /* carebot-admin announces a change it committed */
+		_exit(cb_history_open(path, 1, 0) == CB_OK ? (cb_history_bump(7), 0) : 1);
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert(!get(7, 50, &st, &total, &b));
+}
+END_TEST
+
+/* Page k is 1000 + 500 * (k % 26) bytes of the letter 'a' + k % 26, with that total. */
+static size_t
+page_of(int k, char *page)
+{
+	size_t len = 1000 + 500 * (size_t)(k % 26);
+
+	memset(page, 'a' + k % 26, len);
+	return len;
+}
+
+START_TEST(a_reader_never_sees_a_page_half_rewritten)
+{
+	static char page[32768];
+	struct cb_chat_state st;
+	long long total;
+	unsigned served = 0;
+	pid_t child;
+	int status;
+
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		/* A writer that rewrites the one page as fast as it can until it is killed. */
+		for (int k = 0;; k++) {
+			size_t len = page_of(k, page);
+			put(7, 50, page, len, k % 26);
+		}
+	}
+	for (int i = 0; i < 200000; i++) {
+		struct cb_buf b;
+
+		if (!get(7, 50, &st, &total, &b))
+			continue;
+		served++;
+		ck_assert_int_ge(total, 0);
+		ck_assert_int_lt(total, 26);
+		size_t len = page_of((int)total, page);
+		ck_assert_uint_eq(b.len, len);
+		ck_assert(memcmp(b.data, page, len) == 0);
+		cb_buf_free(&b);
+	}
+	kill(child, SIGKILL);
+	ck_assert_int_eq(waitpid(child, &status, 0), child);
+	/* The check above must have had something to check. */
+	ck_assert_uint_gt(served, 0);
+}
+END_TEST
+
+Suite *
+cb_suite_history(void)
+{
+	Suite *s = suite_create("history");
+	TCase *tc = tcase_create("store");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, a_page_is_served_until_its_chat_changes);
+	tcase_add_test(tc, a_page_appends_to_what_the_buffer_holds);
+	tcase_add_test(tc, a_page_read_before_a_change_is_not_kept);
+	tcase_add_test(tc, another_limit_or_another_chat_of_the_slot_misses);
+	tcase_add_test(tc, pages_over_the_slot_size_are_not_kept);
+	tcase_add_test(tc, pages_older_than_the_maximum_age_are_not_served);
+	tcase_add_test(tc, without_a_file_or_a_max_age_nothing_is_kept);
+	tcase_add_test(tc, a_file_made_for_another_size_is_not_used);
+	tcase_add_test(tc, processes_share_pages_and_changes);
+	tcase_add_test(tc, a_reader_never_sees_a_page_half_rewritten);
+	suite_add_tcase(s, tc);
+	return s;
+}
