@@ -167,7 +167,7 @@ cb_db_chat_transfers_json(struct cb_db *db, long long chat_id, json_object **out
  */
 static int
 page_read(struct cb_db *db, long long chat_id, long long after_id, long long before_id,
-    long long limit, struct cb_chat_state *st, long long *total, struct cb_buf *out)
+    long long limit, struct cb_history_page *p, struct cb_buf *out)
 {
 	struct cb_res *res;
 	long long below = before_id > 0 ? before_id : LLONG_MAX;
@@ -182,22 +182,53 @@ page_read(struct cb_db *db, long long chat_id, long long after_id, long long bef
 	if (rc != CB_OK)
 		return rc;
 	if (res->nrows > 0) {
-		state_from_row(res, 1, st);
-		*total = cb_res_int(res, 0, "_total");
+		state_from_row(res, 1, &p->st);
+		p->total = cb_res_int(res, 0, "_total");
+		p->last_id = cb_res_int(res, after_id == 0 ? 0 : res->nrows - 1, "id");
 		cb_res_write_array(res, after_id == 0, out);
 		cb_res_free(res);
 		return CB_OK;
 	}
 	/* No page, so no state either: the chat, if any, and its count on their own. */
 	cb_res_free(res);
-	if ((rc = cb_db_chat_state(db, chat_id, st)) != CB_OK)
+	if ((rc = cb_db_chat_state(db, chat_id, &p->st)) != CB_OK)
 		return rc;
 	rc = cb_db_query(
 	    db, &res, "SELECT COUNT(*) AS n FROM messages WHERE chat_id = ?", "i", chat_id);
 	if (rc != CB_OK)
 		return rc;
-	*total = cb_res_int(res, 0, "n");
+	p->total = cb_res_int(res, 0, "n");
+	p->last_id = 0;
 	cb_buf_append(out, "[]", 2);
+	cb_res_free(res);
+	return CB_OK;
+}
+
+/*
+ * Whether a kept page is still the chat's newest: the same newest message
+ * and the same state. Messages are only ever added, so the total holds too.
+ */
+static int
+page_current(struct cb_db *db, const struct cb_history_page *p, int *current)
+{
+	struct cb_chat_state st;
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT id, customer_id, department_id, agent_id, status, "
+	    "(SELECT MAX(m.id) FROM messages m WHERE m.chat_id = c.id) AS last_id "
+	    "FROM chats c WHERE c.id = ?",
+	    "i", p->st.id);
+
+	if (rc != CB_OK)
+		return rc;
+	*current = 0;
+	if (res->nrows == 1) {
+		state_from_row(res, 0, &st);
+		*current = cb_res_int(res, 0, "last_id") == p->last_id &&
+		    st.customer_id == p->st.customer_id &&
+		    st.department_id == p->st.department_id && st.agent_id == p->st.agent_id &&
+		    strcmp(st.status, p->st.status) == 0;
+	}
 	cb_res_free(res);
 	return CB_OK;
 }
@@ -208,20 +239,32 @@ cb_db_messages_read(struct cb_db *db, const struct cb_user *who, long long chat_
     struct cb_error *e)
 {
 	struct cb_history_stamp stamp;
-	struct cb_chat_state st;
+	struct cb_history_page p;
 	size_t from = out->len;
-	int newest = after_id <= 0 && before_id <= 0;
+	int newest = after_id <= 0 && before_id <= 0, current = 0, rc;
 
 	/* The newest page is what a client opens a chat with: kept for the instance (history.h). */
-	if (newest && cb_history_get(chat_id, limit, &st, total, out))
-		return cb_chat_access_check(who, &st, CB_CHAT_READ, e);
+	enum cb_history_found kept =
+	    newest ? cb_history_get(chat_id, limit, &p, out) : CB_HISTORY_NONE;
 	int keep = newest && cb_history_stamp(chat_id, &stamp);
-	int rc = page_read(db, chat_id, after_id, before_id, limit, &st, total, out);
-	if (rc != CB_OK)
+	if (kept == CB_HISTORY_OLD && keep) {
+		/* Asking whether it is current costs MariaDB far less than the page. */
+		if ((rc = page_current(db, &p, &current)) != CB_OK)
+			return rc;
+		if (current)
+			cb_history_confirm(&stamp, chat_id, limit);
+	}
+	if (kept == CB_HISTORY_FRESH || current) {
+		*total = p.total;
+		return cb_chat_access_check(who, &p.st, CB_CHAT_READ, e);
+	}
+	out->len = from;
+	if ((rc = page_read(db, chat_id, after_id, before_id, limit, &p, out)) != CB_OK)
 		return rc;
 	if (keep)
-		cb_history_put(&stamp, limit, &st, *total, out->data + from, out->len - from);
-	return cb_chat_access_check(who, &st, CB_CHAT_READ, e);
+		cb_history_put(&stamp, limit, &p, out->data + from, out->len - from);
+	*total = p.total;
+	return cb_chat_access_check(who, &p.st, CB_CHAT_READ, e);
 }
 
 /*

@@ -22,8 +22,8 @@ struct file_head {
 struct entry {
 	uint64_t stamp;
 	int64_t at_ms;
-	int64_t limit, total;
-	struct cb_chat_state st; /* st.id 0: empty */
+	int64_t limit;
+	struct cb_history_page p; /* p.st.id 0: empty */
 	uint32_t len;
 };
 
@@ -144,61 +144,85 @@ cb_history_stamp(long long chat_id, struct cb_history_stamp *s)
 	return 1;
 }
 
-int
-cb_history_get(long long chat_id, long long limit, struct cb_chat_state *st, long long *total,
-    struct cb_buf *out)
+/* Claims the slot for writing: its sequence odd. 0 if another process is at it. */
+static int
+claim(struct slot *slot, uint64_t *seq)
+{
+	*seq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
+	return !(*seq & 1) &&
+	    __atomic_compare_exchange_n(
+	        &slot->seq, seq, *seq + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+static void
+release(struct slot *slot, uint64_t seq)
+{
+	__atomic_store_n(&slot->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+enum cb_history_found
+cb_history_get(long long chat_id, long long limit, struct cb_history_page *p, struct cb_buf *out)
 {
 	if (slots == NULL || max_age <= 0)
-		return 0;
+		return CB_HISTORY_NONE;
 	unsigned i = slot_of(chat_id);
 	struct slot *slot = &slots[i];
 	uint64_t seq = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
 	struct entry e;
 
 	if (seq & 1)
-		return 0;
+		return CB_HISTORY_NONE;
 	memcpy(&e, &slot->e, sizeof e);
-	long long now = cb_monotonic_ms();
-	if (e.st.id != chat_id || e.limit != limit || e.len > CB_HISTORY_PAGE_MAX ||
-	    e.stamp != __atomic_load_n(&slot->counter, __ATOMIC_SEQ_CST) || now < e.at_ms ||
-	    now - e.at_ms >= max_age)
-		return 0;
+	if (e.p.st.id != chat_id || e.limit != limit || e.len > CB_HISTORY_PAGE_MAX ||
+	    e.stamp != __atomic_load_n(&slot->counter, __ATOMIC_SEQ_CST))
+		return CB_HISTORY_NONE;
 	char *to = cb_buf_space(out, e.len);
 	if (pread(fd, to, e.len, pages_at + (off_t)i * SLOT_BYTES) != (ssize_t)e.len)
-		return 0;
+		return CB_HISTORY_NONE;
 	/* Whatever was copied is only good if nobody began rewriting the slot meanwhile. */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if (__atomic_load_n(&slot->seq, __ATOMIC_RELAXED) != seq)
-		return 0;
+		return CB_HISTORY_NONE;
 	out->len += e.len;
 	out->data[out->len] = '\0';
-	*st = e.st;
-	*total = e.total;
-	return 1;
+	*p = e.p;
+	long long now = cb_monotonic_ms();
+	return now >= e.at_ms && now - e.at_ms < max_age ? CB_HISTORY_FRESH : CB_HISTORY_OLD;
 }
 
 void
-cb_history_put(const struct cb_history_stamp *s, long long limit, const struct cb_chat_state *st,
-    long long total, const char *page, size_t len)
+cb_history_put(const struct cb_history_stamp *s, long long limit, const struct cb_history_page *p,
+    const char *page, size_t len)
 {
+	uint64_t seq;
+
 	if (slots == NULL || len > CB_HISTORY_PAGE_MAX || s->slot >= nslots)
 		return;
 	struct slot *slot = &slots[s->slot];
-	uint64_t seq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
-
 	/* Read before a change that has been announced since: it would never be served. */
-	if (__atomic_load_n(&slot->counter, __ATOMIC_SEQ_CST) != s->counter || (seq & 1) ||
-	    !__atomic_compare_exchange_n(
-	        &slot->seq, &seq, seq + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+	if (__atomic_load_n(&slot->counter, __ATOMIC_SEQ_CST) != s->counter || !claim(slot, &seq))
 		return;
-	struct entry e = {.stamp = s->counter,
-	    .at_ms = s->at_ms,
-	    .limit = limit,
-	    .total = total,
-	    .st = *st,
-	    .len = (uint32_t)len};
+	struct entry e = {
+	    .stamp = s->counter, .at_ms = s->at_ms, .limit = limit, .p = *p, .len = (uint32_t)len};
 	if (pwrite(fd, page, len, pages_at + (off_t)s->slot * SLOT_BYTES) != (ssize_t)len)
-		e.st.id = 0;
+		e.p.st.id = 0;
 	memcpy(&slot->e, &e, sizeof e);
-	__atomic_store_n(&slot->seq, seq + 2, __ATOMIC_RELEASE);
+	release(slot, seq);
+}
+
+void
+cb_history_confirm(const struct cb_history_stamp *s, long long chat_id, long long limit)
+{
+	uint64_t seq;
+
+	if (slots == NULL || s->slot >= nslots)
+		return;
+	struct slot *slot = &slots[s->slot];
+	if (__atomic_load_n(&slot->counter, __ATOMIC_SEQ_CST) != s->counter || !claim(slot, &seq))
+		return;
+	/* Still the page that was confirmed, and no change since: it lives on. */
+	if (slot->e.p.st.id == chat_id && slot->e.limit == limit && slot->e.stamp == s->counter &&
+	    slot->e.at_ms < s->at_ms)
+		slot->e.at_ms = s->at_ms;
+	release(slot, seq);
 }

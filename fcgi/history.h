@@ -43,6 +43,24 @@ struct cb_history_stamp {
 	long long at_ms; /* monotonic */
 };
 
+/* What comes with a kept page. */
+struct cb_history_page {
+	struct cb_chat_state st;
+	long long total; /* all of the chat's messages */
+	long long last_id; /* the newest message's id; 0 for an empty page */
+};
+
+enum cb_history_found {
+	CB_HISTORY_NONE, /* not kept, or made stale by a change: read it from MariaDB */
+	CB_HISTORY_FRESH, /* serve it */
+	/*
+	 * No change was announced, but it is older than the maximum age: serve
+	 * it once MariaDB confirms the chat's newest message and state, and then
+	 * let it live on (cb_history_confirm).
+	 */
+	CB_HISTORY_OLD,
+};
+
 /*
  * Maps path (created if missing, size_mb of slots). Pages are served for
  * max_age_ms; with 0 this process only announces changes (carebot-admin).
@@ -54,16 +72,18 @@ void cb_history_close(void);
 void cb_history_bump(long long chat_id);
 /* Records that any chat may have changed (a script ran). */
 void cb_history_bump_all(void);
-/* Stamps a newest page about to be read. 0 when the store is off: do not keep it. */
+/* Stamps a newest page about to be read or confirmed. 0 when the store is off. */
 int cb_history_stamp(long long chat_id, struct cb_history_stamp *s);
 /*
- * The newest limit messages of chat_id, if kept and fresh: appends the page
- * to out, fills *st and *total and returns 1. Otherwise 0, out untouched.
+ * The newest limit messages of chat_id: when FRESH or OLD, the page is
+ * appended to out and *p filled; when NONE, out is untouched.
  */
-int cb_history_get(long long chat_id, long long limit, struct cb_chat_state *st, long long *total,
-    struct cb_buf *out);
+enum cb_history_found cb_history_get(
+    long long chat_id, long long limit, struct cb_history_page *p, struct cb_buf *out);
 /* Keeps a page read under stamp s (pages over CB_HISTORY_PAGE_MAX are not kept). */
 void cb_history_put(const struct cb_history_stamp *s, long long limit,
-    const struct cb_chat_state *st, long long total, const char *page, size_t len);
+    const struct cb_history_page *p, const char *page, size_t len);
+/* The OLD page of chat_id and limit was found current under stamp s: it is fresh from s on. */
+void cb_history_confirm(const struct cb_history_stamp *s, long long chat_id, long long limit);
 
 #endif

@@ -31,21 +31,53 @@ teardown(void)
 	free(path);
 }
 
-static struct cb_chat_state
-state(long long id)
+static struct cb_history_page
+page_info(long long id, long long total)
 {
-	struct cb_chat_state st = {.id = id, .customer_id = 5, .department_id = 2, .agent_id = 9};
+	struct cb_history_page p = {
+	    .st = {.id = id, .customer_id = 5, .department_id = 2, .agent_id = 9},
+	    .total = total,
+	    .last_id = 100 + total};
 
-	snprintf(st.status, sizeof st.status, "active");
-	return st;
+	snprintf(p.st.status, sizeof p.st.status, "active");
+	return p;
 }
 
-/* Reads chat's page into a fresh buffer; 1 if it was served. */
+/* Reads chat's page into a fresh buffer: how it was found. */
+static enum cb_history_found
+found(long long chat, long long limit, struct cb_chat_state *st, long long *total, struct cb_buf *b)
+{
+	struct cb_history_page p;
+
+	memset(b, 0, sizeof *b);
+	enum cb_history_found f = cb_history_get(chat, limit, &p, b);
+	if (f != CB_HISTORY_NONE) {
+		*st = p.st;
+		*total = p.total;
+		ck_assert_int_eq(p.last_id, 100 + p.total);
+	}
+	return f;
+}
+
+/* 1 if chat's page is served as it is. */
 static int
 get(long long chat, long long limit, struct cb_chat_state *st, long long *total, struct cb_buf *b)
 {
-	memset(b, 0, sizeof *b);
-	return cb_history_get(chat, limit, st, total, b);
+	enum cb_history_found f = found(chat, limit, st, total, b);
+
+	if (f == CB_HISTORY_OLD)
+		cb_buf_free(b);
+	return f == CB_HISTORY_FRESH;
+}
+
+/* Keeps page as chat's newest limit messages, read at stamp s. */
+static void
+put_at(const struct cb_history_stamp *s, long long chat, long long limit, const char *page,
+    size_t len, long long total)
+{
+	struct cb_history_page p = page_info(chat, total);
+
+	cb_history_put(s, limit, &p, page, len);
 }
 
 /* Stamps, then keeps page as chat's newest limit messages. */
@@ -53,10 +85,9 @@ static void
 put(long long chat, long long limit, const char *page, size_t len, long long total)
 {
 	struct cb_history_stamp s;
-	struct cb_chat_state st = state(chat);
 
 	ck_assert(cb_history_stamp(chat, &s));
-	cb_history_put(&s, limit, &st, total, page, len);
+	put_at(&s, chat, limit, page, len, total);
 }
 
 START_TEST(a_page_is_served_until_its_chat_changes)
@@ -93,14 +124,13 @@ END_TEST
 
 START_TEST(a_page_appends_to_what_the_buffer_holds)
 {
-	struct cb_chat_state st;
+	struct cb_history_page p;
 	struct cb_buf b = {0};
-	long long total;
 
 	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
 	put(3, 10, "[1,2]", 5, 2);
 	cb_buf_append(&b, "x", 1);
-	ck_assert(cb_history_get(3, 10, &st, &total, &b));
+	ck_assert_int_eq(cb_history_get(3, 10, &p, &b), CB_HISTORY_FRESH);
 	ck_assert_str_eq(b.data, "x[1,2]");
 	cb_buf_free(&b);
 }
@@ -109,15 +139,15 @@ END_TEST
 START_TEST(a_page_read_before_a_change_is_not_kept)
 {
 	struct cb_history_stamp s;
-	struct cb_chat_state st = state(7);
+	struct cb_chat_state st;
 	struct cb_buf b;
 	long long total;
 
 	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
 	ck_assert(cb_history_stamp(7, &s));
 	cb_history_bump(7); /* committed while the page was being read */
-	cb_history_put(&s, 50, &st, 1, "[old]", 5);
-	ck_assert(!get(7, 50, &st, &total, &b));
+	put_at(&s, 7, 50, "[old]", 5, 1);
+	ck_assert_int_eq(found(7, 50, &st, &total, &b), CB_HISTORY_NONE);
 }
 END_TEST
 
@@ -163,16 +193,59 @@ START_TEST(pages_over_the_slot_size_are_not_kept)
 }
 END_TEST
 
-START_TEST(pages_older_than_the_maximum_age_are_not_served)
+/* A stamp taken two minutes ago, for pages older than the minute they may live. */
+static struct cb_history_stamp
+stamp_long_ago(long long chat)
 {
+	struct cb_history_stamp s;
+
+	ck_assert(cb_history_stamp(chat, &s));
+	s.at_ms -= 120000;
+	return s;
+}
+
+START_TEST(old_pages_are_served_only_once_confirmed)
+{
+	struct cb_history_stamp s, now;
 	struct cb_chat_state st;
 	struct cb_buf b;
 	long long total;
 
-	ck_assert_int_eq(cb_history_open(path, 1, 1), CB_OK);
-	put(7, 50, "[1]", 3, 1);
-	usleep(5000); /* at least 5 ms later: older than 1 ms whatever the machine's speed */
-	ck_assert(!get(7, 50, &st, &total, &b));
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	s = stamp_long_ago(7);
+	put_at(&s, 7, 50, "[1]", 3, 1);
+	ck_assert_int_eq(found(7, 50, &st, &total, &b), CB_HISTORY_OLD);
+	ck_assert_str_eq(b.data, "[1]"); /* there to be served once MariaDB confirms it */
+	cb_buf_free(&b);
+	ck_assert(cb_history_stamp(7, &now));
+	cb_history_confirm(&now, 7, 100); /* another limit's page: not this one */
+	ck_assert_int_eq(found(7, 50, &st, &total, &b), CB_HISTORY_OLD);
+	cb_buf_free(&b);
+	cb_history_confirm(&now, 7, 50);
+	ck_assert(get(7, 50, &st, &total, &b));
+	ck_assert_str_eq(b.data, "[1]");
+	ck_assert_int_eq(total, 1);
+	cb_buf_free(&b);
+}
+END_TEST
+
+START_TEST(a_confirmation_under_a_change_does_not_count)
+{
+	struct cb_history_stamp s, now;
+	struct cb_chat_state st;
+	struct cb_buf b;
+	long long total;
+
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+	s = stamp_long_ago(7);
+	put_at(&s, 7, 50, "[1]", 3, 1);
+	ck_assert(cb_history_stamp(7, &now));
+	cb_history_bump(7); /* committed while MariaDB was being asked */
+	cb_history_confirm(&now, 7, 50);
+	ck_assert_int_eq(found(7, 50, &st, &total, &b), CB_HISTORY_NONE);
+	/* A page read before the change is not kept either. */
+	put_at(&now, 7, 50, "[1]", 3, 1);
+	ck_assert_int_eq(found(7, 50, &st, &total, &b), CB_HISTORY_NONE);
 }
 END_TEST
 
@@ -298,7 +371,8 @@ cb_suite_history(void)
 	tcase_add_test(tc, a_page_read_before_a_change_is_not_kept);
 	tcase_add_test(tc, another_limit_or_another_chat_of_the_slot_misses);
 	tcase_add_test(tc, pages_over_the_slot_size_are_not_kept);
-	tcase_add_test(tc, pages_older_than_the_maximum_age_are_not_served);
+	tcase_add_test(tc, old_pages_are_served_only_once_confirmed);
+	tcase_add_test(tc, a_confirmation_under_a_change_does_not_count);
 	tcase_add_test(tc, without_a_file_or_a_max_age_nothing_is_kept);
 	tcase_add_test(tc, a_file_made_for_another_size_is_not_used);
 	tcase_add_test(tc, processes_share_pages_and_changes);
