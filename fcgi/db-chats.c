@@ -83,7 +83,6 @@ cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
     const char *sender_role, const char *content, long long agent_id, struct cb_events *ev,
     json_object **out)
 {
-	static const char *const kinds[] = {"chat", "agent"};
 	struct cb_res *res;
 	/* The id is allocated under the chat's mutex, so ids rise in publish order. */
 	int rc = cb_db_chat_mutex(db, chat_id);
@@ -96,10 +95,20 @@ cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
 		    "iIss", chat_id, sender_id, sender_role, content);
 	if (rc != CB_OK)
 		return rc;
+	cb_db_message_created(res, agent_id, ev, out);
+	cb_res_free(res);
+	return CB_OK;
+}
+
+void
+cb_db_message_created(
+    const struct cb_res *res, long long agent_id, struct cb_events *ev, json_object **out)
+{
+	static const char *const kinds[] = {"chat", "agent"};
+	long long chat_id = cb_res_int(res, 0, "chat_id");
 	long long ids[] = {chat_id, agent_id};
+
 	cb_events_add(ev, "message.created", chat_id, cb_res_row_json(res, 0), kinds, ids, 2);
 	if (out != NULL)
 		*out = cb_res_row_json(res, 0);
-	cb_res_free(res);
-	return CB_OK;
 }

@@ -35,6 +35,7 @@ struct cb_db {
 	long long insert_id, affected; /* affected counts matched rows (CLIENT_FOUND_ROWS) */
 	long long *mutexes; /* chat mutexes held (cb_db_chat_mutex) */
 	size_t nmutexes, capmutexes;
+	int unread; /* the release of the mutexes was sent; its answer is still to be read */
 	struct cached_stmt cache[STMT_CACHE];
 };
 
@@ -69,6 +70,7 @@ disconnect(struct cb_db *db)
 	if (db->conn != NULL)
 		mysql_close(db->conn);
 	db->conn = NULL;
+	db->unread = 0;
 	db->in_tx = 0;
 	db->nmutexes = 0; /* named locks die with the connection */
 }
@@ -83,6 +85,21 @@ cb_db_free(struct cb_db *db)
 	free(db);
 }
 
+/*
+ * Reads the answer to the release sent by cb_db_chat_mutex_release. Should
+ * the connection have died meanwhile, the locks died with it: start afresh.
+ */
+static void
+settle(struct cb_db *db)
+{
+	db->unread = 0;
+	if (mysql_read_query_result(db->conn) != 0) {
+		cb_warn("database: releasing the chat mutexes failed: %s; reconnecting",
+		    mysql_error(db->conn));
+		disconnect(db);
+	}
+}
+
 int
 cb_db_ensure(struct cb_db *db)
 {
@@ -90,6 +107,8 @@ cb_db_ensure(struct cb_db *db)
 	unsigned timeout = (unsigned)cfg->db_connect_timeout, rw_timeout = 30;
 	int use_socket = cfg->db_socket[0] != '\0';
 
+	if (db->conn != NULL && db->unread)
+		settle(db);
 	if (db->conn != NULL)
 		return CB_OK;
 	db->conn = mysql_init(NULL);
@@ -621,17 +640,28 @@ cb_db_chat_mutex(struct cb_db *db, long long chat_id)
 	return CB_OK;
 }
 
+/*
+ * The release is sent without waiting for its answer: the worker goes on to
+ * finish its response and take the next request while MariaDB releases, and
+ * cb_db_ensure reads the answer before the connection's next statement.
+ */
 void
 cb_db_chat_mutex_release(struct cb_db *db)
 {
-	struct cb_res *res = NULL;
+	static const char sql[] = "DO RELEASE_ALL_LOCKS()";
 
+	if (db->conn != NULL && db->unread)
+		settle(db);
 	if (db->nmutexes == 0 || db->conn == NULL)
 		return;
 	db->nmutexes = 0;
-	if (cb_db_query(db, &res, "SELECT RELEASE_ALL_LOCKS() AS released", "") != CB_OK)
-		cb_warn("could not release the chat mutexes (see the database error above)");
-	cb_res_free(res);
+	if (mysql_send_query(db->conn, sql, sizeof sql - 1) == 0) {
+		db->unread = 1;
+		return;
+	}
+	cb_warn(
+	    "database: cannot release the chat mutexes: %s; reconnecting", mysql_error(db->conn));
+	disconnect(db);
 }
 
 void

@@ -82,7 +82,11 @@ int cb_db_sql_changes_state(const char *sql);
  * Re-taking a held mutex is a no-op. CB_ERR_RETRY if it cannot be had in 10 s.
  */
 int cb_db_chat_mutex(struct cb_db *db, long long chat_id);
-/* Releases every chat mutex of this connection (after publishing, or on rollback). */
+/*
+ * Releases every chat mutex of this connection (after publishing, or on
+ * rollback). The release is sent, not waited for: its answer is read before
+ * the connection's next statement.
+ */
 void cb_db_chat_mutex_release(struct cb_db *db);
 
 void cb_res_free(struct cb_res *res);
