@@ -296,6 +296,16 @@ def memory(state):
 # --- run --------------------------------------------------------------------------
 
 
+def best_of(first, second):
+    """The run with more requests/s; "runs" keeps both figures."""
+    runs = [r for r in (first, second) if r and r.get("ok")]
+    if not runs:
+        return first or second
+    best = dict(max(runs, key=lambda r: r["rps"]))
+    best["runs"] = [r["rps"] for r in runs]
+    return best
+
+
 def cmd_run(a):
     inst = Instance(a)
     workdir = os.path.join(a.state, "bench")
@@ -357,6 +367,15 @@ def cmd_run(a):
            # Not warmed: each created chat takes an agent's seat, and the seats are counted
            # for the measured run.
            lambda: run_wrk(a, api, "chats_post", tg["paths"]["c"], warm=False))
+
+    # The two ceilings with targets against them, again after the workloads: each ratio is
+    # taken against the higher of the two runs, so a slow spell during the first one cannot
+    # flatter a ratio (the harder test).
+    record("ceil_fcgi_again", run_wrk(a, f"{bench}/hello", "get"))
+    record("ceil_insert_again", run_sql(a, inst, "insert"))
+    inst.sql("DELETE FROM messages WHERE content LIKE 'sql-bench:%'")
+    for key in ("ceil_fcgi", "ceil_insert"):
+        results["rows"][key] = best_of(results["rows"].get(key), results["rows"].pop(key + "_again"))
 
     # The worker's heap under workload a: one worker under valgrind massif.
     if a.massif_port and results["rows"]["a"].get("ok"):
@@ -468,12 +487,19 @@ def table(results, massif):
         verdicts.append(f"note: a is {a_row['rps'] / page['rps']:.0%} of the FastCGI hello sending a body "
                         f"as large as its pages ({results.get('page_bytes', 0):,} bytes); the target "
                         f"stays against the plain hello")
+    for key in ("ceil_fcgi", "ceil_insert"):
+        r = rows.get(key) or {}
+        if len(r.get("runs", [])) == 2:
+            label = dict((k, l) for k, l, *_ in ROWS)[key].replace("ceiling: ", "")
+            verdicts.append(f"note: {label} measured before and after the workloads: "
+                            f"{r['runs'][0]:,.0f} and {r['runs'][1]:,.0f}/s; ratios use the higher")
     sql_page = rows.get("ceil_page")
     fcgi = rows.get("ceil_fcgi")
     if sql_page and sql_page.get("ok") and fcgi and fcgi.get("ok") and fcgi["rps"]:
         verdicts.append(f"note: a's database query alone (no HTTP, no JSON, {sql_page['connections']} "
                         f"connections) runs {sql_page['rps']:,.0f}/s, {sql_page['rps'] / fcgi['rps']:.0%} "
-                        f"of the FastCGI hello: an upper bound for a while every page comes from MariaDB")
+                        f"of the FastCGI hello: what a could reach if every page came from MariaDB "
+                        f"(the newest pages are kept: README 2, \"History pages\")")
     e = rows.get("e")
     lines.append("")
     lines.append("| publish → deliver (e) | msgs/s sent | subscribers (chats) | p50 ms | p99 ms | max ms | "
