@@ -15,15 +15,18 @@
  * change to a chat of that slot (db.c bumps it for every chat whose mutex a
  * committed change held: a new message or a new state are always made under
  * it). A reader takes the counter before it asks MariaDB and stores the page
- * with it; the page is served while the counter has not moved and it is
- * younger than history_cache_max_age_ms. The bump comes after the commit
- * and before the response and the events, so the next read anywhere on the
- * host sees the change; a change made behind carebot's back (SQL by hand, a
- * worker on another host) shows within the maximum age.
+ * with it; the page is served while the counter has not moved. The bump
+ * comes after the commit and before the response and the events, so the
+ * next read anywhere on the host sees the change. A change made behind
+ * carebot's back (SQL by hand, a worker on another host) moves no counter,
+ * so a page older than history_cache_max_age_ms is served only once MariaDB
+ * confirms that the chat's newest message and state are still the page's.
  *
  * A slot being rewritten is skipped by readers (a sequence counter, odd
  * while writing); two writers of one slot do not wait for each other, the
- * second one just does not store.
+ * second one just does not store. A process killed while writing leaves
+ * its slot odd, so unused, until the file is made anew (tools/carebot
+ * removes it whenever it starts the pool).
  */
 #ifndef CB_HISTORY_H
 #define CB_HISTORY_H
