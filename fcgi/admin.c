@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "cache.h"
+#include "chat-mutex.h"
 #include "config.h"
 #include "db-reassign.h"
 #include "db-sessions.h"
@@ -106,7 +107,8 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		usage();
-	if (cb_config_load(&cfg, conf) != CB_OK || cb_auth_init() != CB_OK)
+	if (cb_config_load(&cfg, conf) != CB_OK || cb_auth_init() != CB_OK ||
+	    cb_chat_mutex_open(cfg.chat_mutex_file) != CB_OK)
 		return 1;
 	/* Changes made here are published like the workers' (a failed publish is only logged). */
 	cb_publish_init(&cfg);

@@ -49,6 +49,7 @@ static const struct key keys[] = {
     STR(history_cache_file),
     INT(history_cache_mb, 1, 4096),
     INT(history_cache_max_age_ms, 0, 3600000),
+    STR(chat_mutex_file),
     STR(schema_dir),
     INT(token_ttl, 60, 31 * 24 * 3600),
     INT(offline_after, 10, 7 * 24 * 3600),
@@ -82,6 +83,7 @@ cb_config_defaults(struct cb_config *cfg)
 	cfg->history_cache_file = xstrdup("");
 	cfg->history_cache_mb = 64;
 	cfg->history_cache_max_age_ms = 5000;
+	cfg->chat_mutex_file = xstrdup("");
 	cfg->schema_dir = xstrdup(CB_DATADIR "/carebot/schema");
 	cfg->token_ttl = 12 * 3600;
 	cfg->offline_after = 300;

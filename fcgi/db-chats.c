@@ -78,6 +78,19 @@ cb_db_chat_lock(struct cb_db *db, long long id, struct cb_chat_state *out)
 	return out->department_id == dept ? CB_OK : CB_ERR_RETRY;
 }
 
+static void
+message_created(
+    const struct cb_res *res, long long agent_id, struct cb_events *ev, json_object **out)
+{
+	static const char *const kinds[] = {"chat", "agent"};
+	long long chat_id = cb_res_int(res, 0, "chat_id");
+	long long ids[] = {chat_id, agent_id};
+
+	cb_events_add(ev, "message.created", chat_id, cb_res_row_json(res, 0), kinds, ids, 2);
+	if (out != NULL)
+		*out = cb_res_row_json(res, 0);
+}
+
 int
 cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
     const char *sender_role, const char *content, long long agent_id, struct cb_events *ev,
@@ -95,20 +108,7 @@ cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
 		    "iIss", chat_id, sender_id, sender_role, content);
 	if (rc != CB_OK)
 		return rc;
-	cb_db_message_created(res, agent_id, ev, out);
+	message_created(res, agent_id, ev, out);
 	cb_res_free(res);
 	return CB_OK;
-}
-
-void
-cb_db_message_created(
-    const struct cb_res *res, long long agent_id, struct cb_events *ev, json_object **out)
-{
-	static const char *const kinds[] = {"chat", "agent"};
-	long long chat_id = cb_res_int(res, 0, "chat_id");
-	long long ids[] = {chat_id, agent_id};
-
-	cb_events_add(ev, "message.created", chat_id, cb_res_row_json(res, 0), kinds, ids, 2);
-	if (out != NULL)
-		*out = cb_res_row_json(res, 0);
 }

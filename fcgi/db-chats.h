@@ -51,8 +51,5 @@ int cb_db_chat_lock(struct cb_db *db, long long id, struct cb_chat_state *out);
 int cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
     const char *sender_role, const char *content, long long agent_id, struct cb_events *ev,
     json_object **out);
-/* Queues message.created for the message in row 0 of res (and *out, as above). */
-void cb_db_message_created(
-    const struct cb_res *res, long long agent_id, struct cb_events *ev, json_object **out);
 
 #endif

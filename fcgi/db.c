@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "chat-mutex.h"
 #include "db.h"
 #include "history.h"
 #include "json.h"
@@ -72,7 +73,10 @@ disconnect(struct cb_db *db)
 	db->conn = NULL;
 	db->unread = 0;
 	db->in_tx = 0;
-	db->nmutexes = 0; /* named locks die with the connection */
+	/* Named locks die with the connection; so must the host's, or nobody releases them. */
+	if (db->nmutexes > 0 && cb_chat_mutex_on())
+		cb_chat_mutex_release_all();
+	db->nmutexes = 0;
 }
 
 void
@@ -613,16 +617,14 @@ cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
 	return rc;
 }
 
-int
-cb_db_chat_mutex(struct cb_db *db, long long chat_id)
+/* The MariaDB named lock, when the instance has no chat_mutex_file. */
+static int
+named_lock(struct cb_db *db, long long chat_id)
 {
 	struct cb_res *res;
-
-	for (size_t i = 0; i < db->nmutexes; i++)
-		if (db->mutexes[i] == chat_id)
-			return CB_OK;
 	int rc = cb_db_query(
 	    db, &res, "SELECT GET_LOCK(CONCAT('carebot.chat.', ?), 10) AS got", "i", chat_id);
+
 	if (rc != CB_OK)
 		return rc;
 	int got = res->nrows == 1 && cb_res_int(res, 0, "got") == 1;
@@ -632,6 +634,18 @@ cb_db_chat_mutex(struct cb_db *db, long long chat_id)
 		    "chat %lld: mutex not granted within 10 s; retrying the transaction", chat_id);
 		return CB_ERR_RETRY;
 	}
+	return CB_OK;
+}
+
+int
+cb_db_chat_mutex(struct cb_db *db, long long chat_id)
+{
+	for (size_t i = 0; i < db->nmutexes; i++)
+		if (db->mutexes[i] == chat_id)
+			return CB_OK;
+	int rc = cb_chat_mutex_on() ? cb_chat_mutex_take(chat_id, 10000) : named_lock(db, chat_id);
+	if (rc != CB_OK)
+		return rc;
 	if (db->nmutexes == db->capmutexes) {
 		db->capmutexes = db->capmutexes ? db->capmutexes * 2 : 8;
 		db->mutexes = xrealloc(db->mutexes, db->capmutexes * sizeof *db->mutexes);
@@ -641,7 +655,8 @@ cb_db_chat_mutex(struct cb_db *db, long long chat_id)
 }
 
 /*
- * The release is sent without waiting for its answer: the worker goes on to
+ * The host's mutexes (chat-mutex.h) are dropped at once. A named locks'
+ * release is sent without waiting for its answer: the worker goes on to
  * finish its response and take the next request while MariaDB releases, and
  * cb_db_ensure reads the answer before the connection's next statement.
  */
@@ -652,9 +667,15 @@ cb_db_chat_mutex_release(struct cb_db *db)
 
 	if (db->conn != NULL && db->unread)
 		settle(db);
-	if (db->nmutexes == 0 || db->conn == NULL)
+	if (db->nmutexes == 0)
 		return;
 	db->nmutexes = 0;
+	if (cb_chat_mutex_on()) {
+		cb_chat_mutex_release_all();
+		return;
+	}
+	if (db->conn == NULL)
+		return;
 	if (mysql_send_query(db->conn, sql, sizeof sql - 1) == 0) {
 		db->unread = 1;
 		return;

@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "cache.h"
+#include "chat-mutex.h"
 #include "config.h"
 #include "db.h"
 #include "history.h"
@@ -81,8 +82,10 @@ main(int argc, char **argv)
 		else
 			usage();
 	}
+	/* A worker that cannot share the chats' mutexes of the others must not serve. */
 	if (cb_config_load(&cfg, conf) != CB_OK || cb_auth_init() != CB_OK ||
-	    cb_publish_init(&cfg) != CB_OK || FCGX_Init() != 0)
+	    cb_publish_init(&cfg) != CB_OK || cb_chat_mutex_open(cfg.chat_mutex_file) != CB_OK ||
+	    FCGX_Init() != 0)
 		return 1;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
@@ -107,6 +110,7 @@ main(int argc, char **argv)
 	cb_db_free(db);
 	cb_cache_close();
 	cb_history_close();
+	cb_chat_mutex_close();
 	cb_publish_cleanup();
 	cb_config_free(&cfg);
 	return 0;

@@ -5,6 +5,7 @@
 #include <check.h>
 
 Suite *cb_suite_cache(void);
+Suite *cb_suite_chat_mutex(void);
 Suite *cb_suite_config(void);
 Suite *cb_suite_events(void);
 Suite *cb_suite_history(void);

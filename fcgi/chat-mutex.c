@@ -1,0 +1,127 @@
+/* chat-mutex.c - the chats' mutexes as record locks on one file of the host (chat-mutex.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "chat-mutex.h"
+#include "log.h"
+#include "util.h"
+
+/* While a wait lasts, SIGALRM interrupts it this often to look at the clock. */
+#define TICK_US 20000
+
+static int fd = -1;
+
+static void
+tick(int sig)
+{
+	(void)sig;
+}
+
+int
+cb_chat_mutex_open(const char *path)
+{
+	cb_chat_mutex_close();
+	if (path == NULL || *path == '\0')
+		return CB_OK;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		cb_error("chat mutexes: cannot open %s: %s", path, strerror(errno));
+		return CB_ERR;
+	}
+	/* No SA_RESTART: the tick must end a waiting fcntl with EINTR. */
+	struct sigaction sa = {.sa_handler = tick};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	return CB_OK;
+}
+
+void
+cb_chat_mutex_close(void)
+{
+	if (fd >= 0)
+		close(fd); /* which also drops every lock this process held on it */
+	fd = -1;
+}
+
+int
+cb_chat_mutex_on(void)
+{
+	return fd >= 0;
+}
+
+static void
+ticking(int on)
+{
+	struct itimerval it = {{0, on ? TICK_US : 0}, {0, on ? TICK_US : 0}};
+
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/*
+ * The wait: F_SETLKW, woken by a periodic tick so that a deadline can end
+ * it. A tick that lands just before the call only means the next one ends
+ * it, so there is no window in which the wait cannot be cut short.
+ */
+static int
+wait_for(struct flock *fl, long long id, int timeout_ms)
+{
+	long long deadline = cb_monotonic_ms() + timeout_ms;
+	int rc = CB_ERR_RETRY;
+
+	ticking(1);
+	for (;;) {
+		if (fcntl(fd, F_SETLKW, fl) == 0) {
+			rc = CB_OK;
+			break;
+		}
+		if (errno == EDEADLK) {
+			cb_info("chat %lld: waiting for its mutex would deadlock; retrying", id);
+			break;
+		}
+		if (errno != EINTR) {
+			cb_error("chat %lld: cannot lock its mutex: %s", id, strerror(errno));
+			rc = CB_ERR;
+			break;
+		}
+		if (cb_monotonic_ms() >= deadline) {
+			cb_warn(
+			    "chat %lld: mutex not granted within %d ms; retrying the transaction",
+			    id, timeout_ms);
+			break;
+		}
+	}
+	ticking(0);
+	return rc;
+}
+
+int
+cb_chat_mutex_take(long long id, int timeout_ms)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = id, .l_len = 1};
+
+	if (fd < 0 || id <= 0) {
+		cb_error("chat %lld: no mutex file to lock", id);
+		return CB_ERR;
+	}
+	if (fcntl(fd, F_SETLK, &fl) == 0)
+		return CB_OK;
+	if (errno != EAGAIN && errno != EACCES) {
+		cb_error("chat %lld: cannot lock its mutex: %s", id, strerror(errno));
+		return CB_ERR;
+	}
+	return wait_for(&fl, id, timeout_ms);
+}
+
+void
+cb_chat_mutex_release_all(void)
+{
+	/* Length 0: from offset 0 to the end of any file, every byte this process locked. */
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+
+	if (fd >= 0 && fcntl(fd, F_SETLK, &fl) != 0)
+		cb_error("chat mutexes: cannot release: %s", strerror(errno));
+}
