@@ -72,10 +72,11 @@ int cb_db_sql_changes_state(const char *sql);
 
 /*
  * The per-chat mutex that orders real-time events (contract section 7).
- * A MariaDB named lock "carebot.chat.<id>", taken before anything in the
- * transaction touches the chat (before its row locks and before a message id
- * is allocated) and held past COMMIT until the request has published its
- * events. So the changes of one chat, their message ids and their publishes
+ * The host's record lock on byte <id> of chat_mutex_file (chat-mutex.h),
+ * or without that setting a MariaDB named lock "carebot.chat.<id>". Taken
+ * before anything in the transaction touches the chat (before its row
+ * locks and before a message id is allocated) and held past COMMIT until
+ * the request has published its events. So the changes of one chat, their message ids and their publishes
  * all happen in the same order, across every worker and carebot-admin.
  * Lock order: department rows, then chat mutexes, then chat rows; a holder
  * past COMMIT does no locking work, so it never waits on a waiter.
@@ -83,9 +84,9 @@ int cb_db_sql_changes_state(const char *sql);
  */
 int cb_db_chat_mutex(struct cb_db *db, long long chat_id);
 /*
- * Releases every chat mutex of this connection (after publishing, or on
- * rollback). The release is sent, not waited for: its answer is read before
- * the connection's next statement.
+ * Releases every chat mutex this connection holds (after publishing, or on
+ * rollback). A named lock's release is sent, not waited for: its answer is
+ * read before the connection's next statement.
  */
 void cb_db_chat_mutex_release(struct cb_db *db);
 
