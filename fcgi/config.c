@@ -79,7 +79,7 @@ cb_config_defaults(struct cb_config *cfg)
 	cfg->db_connect_timeout = 2;
 	cfg->publish_socket = xstrdup("");
 	cfg->shared_file = xstrdup("");
-	cfg->cache_max_age_ms = 500;
+	cfg->cache_max_age_ms = 5000;
 	cfg->history_cache_file = xstrdup("");
 	cfg->history_cache_mb = 64;
 	cfg->history_cache_max_age_ms = 5000;

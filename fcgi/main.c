@@ -2,7 +2,7 @@
  * main.c - carebot-fcgi: one FastCGI worker. spawn-fcgi hands it the
  * listening socket as fd 0 and multiwatch runs N of them, replacing any that
  * dies. Each worker serves one request at a time over its own MariaDB
- * connection and libcurl handle.
+ * connection and its own connection to the Nchan publisher.
  */
 #include <signal.h>
 #include <stdio.h>

@@ -1,8 +1,23 @@
-/* publish.c - one reused libcurl handle per worker, talking HTTP over a unix socket. */
-#include <curl/curl.h>
+/*
+ * publish.c - HTTP/1.1 to nginx's Nchan publisher over its unix socket, on
+ * one kept-alive connection per process.
+ *
+ * The requests are ours and the server is the instance's own nginx, so the
+ * client is small: one sendmsg per request, blocking reads with a timeout,
+ * a response read to its end (Content-Length, chunked, or until close) so
+ * that the connection can carry the next one. A publish is at the heart of
+ * every change; libcurl spent about a third of a worker's time per message
+ * post on it (bench/RESULTS.md, round 5).
+ */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "publish.h"
@@ -10,73 +25,278 @@
 
 /* After a failed publish, publishing pauses this long (a dead Nchan must not slow every request). */
 #define BACKOFF_MS 2000
+/* The longest a connect, a send or a read may block. */
+#define IO_TIMEOUT_MS 3000
 
-static CURL *curl;
 static const struct cb_config *config;
 static unsigned long failures;
 static long long paused_until_ms;
+static int conn = -1; /* the kept-alive connection, or -1 */
 
-static size_t
-discard(char *ptr, size_t size, size_t n, void *arg)
-{
-	return size * n;
-}
+/* What has been read of one response and not yet consumed. */
+struct reader {
+	char buf[4096];
+	size_t len, pos;
+	size_t total; /* bytes received for this response */
+	int closed; /* the server closed the connection (rather than a timeout or an error) */
+};
 
 int
 cb_publish_init(const struct cb_config *cfg)
 {
 	config = cfg;
-	if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
-		return CB_ERR;
-	curl = curl_easy_init();
-	return curl != NULL ? CB_OK : CB_ERR;
+	return CB_OK;
+}
+
+static void
+hang_up(void)
+{
+	if (conn >= 0)
+		close(conn);
+	conn = -1;
 }
 
 void
 cb_publish_cleanup(void)
 {
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	curl = NULL;
-	curl_global_cleanup();
+	hang_up();
 }
 
-/* One request to the publisher; the handle (and its connection) is reused. */
+static int
+dial(void)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	struct timeval tv = {IO_TIMEOUT_MS / 1000, IO_TIMEOUT_MS % 1000 * 1000};
+	const char *path = config->publish_socket;
+
+	if (strlen(path) >= sizeof addr.sun_path)
+		return CB_ERR;
+	memcpy(addr.sun_path, path, strlen(path));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return CB_ERR;
+	/* SO_SNDTIMEO also bounds connect on a unix socket whose backlog is full. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
+	    connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+		cb_debug("publisher %s: %s", path, strerror(errno));
+		close(fd);
+		return CB_ERR;
+	}
+	conn = fd;
+	return CB_OK;
+}
+
+static int
+send_all(const char *head, size_t head_len, const char *body, size_t body_len)
+{
+	struct iovec iov[2] = {{(void *)head, head_len}, {(void *)body, body_len}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body_len ? 2 : 1};
+
+	while (msg.msg_iovlen > 0) {
+		ssize_t n = sendmsg(conn, &msg, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return CB_ERR;
+		/* A short send: move past what went. */
+		while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov->iov_len) {
+			n -= (ssize_t)msg.msg_iov->iov_len;
+			msg.msg_iov++;
+			msg.msg_iovlen--;
+		}
+		if (msg.msg_iovlen > 0) {
+			msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + n;
+			msg.msg_iov->iov_len -= (size_t)n;
+		}
+	}
+	return CB_OK;
+}
+
+/* Reads more into r. 1: got some; 0: the server closed; -1: error or timeout. */
+static int
+fill(struct reader *r)
+{
+	if (r->pos > 0) {
+		memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+		r->len -= r->pos;
+		r->pos = 0;
+	}
+	if (r->len == sizeof r->buf)
+		return -1; /* a line longer than the buffer: not nginx */
+	for (;;) {
+		ssize_t n = read(conn, r->buf + r->len, sizeof r->buf - r->len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			r->closed = 1;
+		if (n <= 0)
+			return n == 0 ? 0 : -1;
+		r->len += (size_t)n;
+		r->total += (size_t)n;
+		return 1;
+	}
+}
+
+/* One line without its CRLF, NUL-terminated in place. NULL at error or close. */
+static char *
+line(struct reader *r)
+{
+	for (;;) {
+		char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+
+		if (nl != NULL) {
+			char *start = r->buf + r->pos;
+
+			r->pos = (size_t)(nl - r->buf) + 1;
+			if (nl > start && nl[-1] == '\r')
+				nl--;
+			*nl = '\0';
+			return start;
+		}
+		if (fill(r) != 1)
+			return NULL;
+	}
+}
+
+/* Consumes n bytes of body. */
+static int
+skip(struct reader *r, unsigned long long n)
+{
+	while (n > 0) {
+		if (r->pos == r->len) {
+			r->pos = r->len = 0;
+			if (fill(r) != 1)
+				return CB_ERR;
+		}
+		size_t have = r->len - r->pos;
+		size_t take = n < have ? (size_t)n : have;
+
+		r->pos += take;
+		n -= take;
+	}
+	return CB_OK;
+}
+
+static int
+skip_chunks(struct reader *r)
+{
+	for (;;) {
+		char *size = line(r), *end;
+
+		if (size == NULL)
+			return CB_ERR;
+		unsigned long long n = strtoull(size, &end, 16);
+		if (end == size)
+			return CB_ERR;
+		if (n == 0)
+			break;
+		if (skip(r, n) != CB_OK || line(r) == NULL)
+			return CB_ERR;
+	}
+	/* Trailers, if any, up to the empty line. */
+	for (char *l; (l = line(r)) != NULL;)
+		if (*l == '\0')
+			return CB_OK;
+	return CB_ERR;
+}
+
+/* Whether a header value mentions word, in any case (as "chunked" or "close"). */
+static int
+mentions(const char *value, const char *word)
+{
+	for (size_t n = strlen(word); *value != '\0'; value++)
+		if (strncasecmp(value, word, n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Reads one whole response: its status, and whether the connection may
+ * carry another request (*keep).
+ */
+static int
+read_response(struct reader *r, long *status, int *keep)
+{
+	long long length = -1;
+	int chunked = 0, minor;
+	char *l = line(r);
+
+	if (l == NULL || sscanf(l, "HTTP/1.%d %ld", &minor, status) != 2)
+		return CB_ERR;
+	*keep = minor >= 1;
+	while ((l = line(r)) != NULL && *l != '\0') {
+		char *colon = strchr(l, ':'), *v;
+
+		if (colon == NULL)
+			continue;
+		*colon = '\0';
+		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		if (strcasecmp(l, "Content-Length") == 0)
+			length = strtoll(v, NULL, 10);
+		else if (strcasecmp(l, "Transfer-Encoding") == 0)
+			chunked = mentions(v, "chunked");
+		else if (strcasecmp(l, "Connection") == 0)
+			*keep = !mentions(v, "close") && (minor >= 1 || mentions(v, "keep-alive"));
+	}
+	if (l == NULL)
+		return CB_ERR;
+	if (*status < 200 || *status == 204 || *status == 304)
+		return CB_OK;
+	if (chunked)
+		return skip_chunks(r);
+	if (length >= 0)
+		return skip(r, (unsigned long long)length);
+	/* Neither: the body ends when the server closes. */
+	*keep = 0;
+	while (fill(r) == 1)
+		r->pos = r->len;
+	return CB_OK;
+}
+
+/*
+ * One request to the publisher. A kept-alive connection that the server
+ * closed while idle fails before any answer comes; then, and only then,
+ * the request is sent again on a new connection (nginx had not read it).
+ * A server that does not answer is not asked twice.
+ */
 static int
 request(const char *method, const char *path, const char *body, long *status)
 {
-	struct curl_slist *headers = NULL;
-	char url[512];
-	CURLcode res;
+	size_t body_len = body ? strlen(body) : 0;
 
 	*status = 0;
-	if (curl == NULL || config == NULL || config->publish_socket[0] == '\0')
+	if (config == NULL || config->publish_socket[0] == '\0')
 		return CB_ERR;
-	snprintf(url, sizeof url, "http://localhost%s", path);
-	curl_easy_reset(curl);
-	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, config->publish_socket);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-	if (body != NULL) {
-		headers = curl_slist_append(headers, "Content-Type: application/json");
-		headers = curl_slist_append(headers, "Expect:");
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	char *head = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\n%s"
+	                       "Content-Length: %zu\r\n\r\n",
+	    method, path, body ? "Content-Type: application/json\r\n" : "", body_len);
+	int rc = CB_ERR;
+
+	for (int attempt = 0; attempt < 2 && rc != CB_OK; attempt++) {
+		struct reader r = {.len = 0};
+		int reused = conn >= 0, keep = 0;
+
+		if (!reused && dial() != CB_OK)
+			break;
+		rc = send_all(head, strlen(head), body, body_len);
+		if (rc != CB_OK)
+			r.closed = errno == EPIPE || errno == ECONNRESET;
+		else
+			rc = read_response(&r, status, &keep);
+		/* Anything left over would be read as the next answer. */
+		if (rc != CB_OK || !keep || r.pos != r.len)
+			hang_up();
+		if (rc != CB_OK && !(reused && r.total == 0 && r.closed))
+			break;
 	}
-	res = curl_easy_perform(curl);
-	if (res == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
-	curl_slist_free_all(headers);
-	if (res != CURLE_OK) {
-		cb_debug("publisher %s %s: %s", method, path, curl_easy_strerror(res));
-		return CB_ERR;
-	}
-	return CB_OK;
+	free(head);
+	if (rc != CB_OK)
+		cb_debug("publisher %s %s: no answer", method, path);
+	return rc;
 }
 
 int

@@ -1,6 +1,6 @@
 /*
  * publish.h - events to Nchan. The workers publish over one kept-alive
- * libcurl connection to nginx's private publisher server (a unix socket no
+ * HTTP/1.1 connection to nginx's private publisher server (a unix socket no
  * public listener reaches). A failed publish never fails the API request:
  * it is logged and counted, and the history endpoint stays the truth. After
  * a failure, publishing pauses for two seconds, so a publisher that hangs

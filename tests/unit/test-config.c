@@ -16,7 +16,7 @@ START_TEST(defaults_are_documented_values)
 	ck_assert_int_eq(cfg.token_ttl, 43200);
 	ck_assert_int_eq(cfg.offline_after, 300);
 	ck_assert_str_eq(cfg.shared_file, ""); /* no file: nothing cached */
-	ck_assert_int_eq(cfg.cache_max_age_ms, 500);
+	ck_assert_int_eq(cfg.cache_max_age_ms, 5000);
 	cb_config_free(&cfg);
 }
 END_TEST
@@ -56,7 +56,7 @@ START_TEST(bad_lines_are_rejected_with_a_reason)
 	ck_assert_int_eq(
 	    cb_config_line(&cfg, "cache_max_age_ms = 3600001", err, sizeof err), CB_ERR);
 	ck_assert_int_eq(cfg.db_port, 3306);
-	ck_assert_int_eq(cfg.cache_max_age_ms, 500);
+	ck_assert_int_eq(cfg.cache_max_age_ms, 5000);
 	cb_config_free(&cfg);
 }
 END_TEST

@@ -13,6 +13,7 @@ Suite *cb_suite_json(void);
 Suite *cb_suite_logic_assign(void);
 Suite *cb_suite_logic_directory(void);
 Suite *cb_suite_logic_transfer(void);
+Suite *cb_suite_publish(void);
 Suite *cb_suite_router(void);
 Suite *cb_suite_util(void);
 
