@@ -35,7 +35,9 @@ int cb_chat_access_check(const struct cb_user *who, const struct cb_chat_state *
 int cb_db_chat_state(struct cb_db *db, long long id, struct cb_chat_state *out);
 /*
  * The same for a read that locks nothing: possibly from this worker's cache
- * (cache.h). Never for a write, which must see the row under its locks.
+ * (cache.h). Not for a write that must see the row under its locks; a write
+ * under the chat's mutex may use it (the mutex keeps the state as read:
+ * cb_db_chat_post).
  */
 int cb_db_chat_state_read(struct cb_db *db, long long id, struct cb_chat_state *out);
 
