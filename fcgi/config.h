@@ -20,8 +20,7 @@ struct cb_config {
 	char *history_cache_file; /* the shared newest pages of history.h; empty: not kept */
 	int history_cache_mb; /* the size of that file */
 	int history_cache_max_age_ms; /* how long a kept page may be served; 0: not kept */
-	char *
-	    chat_mutex_file; /* the chats' mutexes as this host's locks (chat-mutex.h); empty: MariaDB's */
+	char *chat_mutex_file; /* chat mutexes as host locks (chat-mutex.h); empty: MariaDB's */
 	char *schema_dir;
 	int token_ttl; /* seconds */
 	int offline_after; /* seconds of silence before reassign sets an agent offline */

@@ -78,24 +78,12 @@ cb_db_chat_lock(struct cb_db *db, long long id, struct cb_chat_state *out)
 	return out->department_id == dept ? CB_OK : CB_ERR_RETRY;
 }
 
-static void
-message_created(
-    const struct cb_res *res, long long agent_id, struct cb_events *ev, json_object **out)
-{
-	static const char *const kinds[] = {"chat", "agent"};
-	long long chat_id = cb_res_int(res, 0, "chat_id");
-	long long ids[] = {chat_id, agent_id};
-
-	cb_events_add(ev, "message.created", chat_id, cb_res_row_json(res, 0), kinds, ids, 2);
-	if (out != NULL)
-		*out = cb_res_row_json(res, 0);
-}
-
 int
 cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
     const char *sender_role, const char *content, long long agent_id, struct cb_events *ev,
     json_object **out)
 {
+	static const char *const kinds[] = {"chat", "agent"};
 	struct cb_res *res;
 	/* The id is allocated under the chat's mutex, so ids rise in publish order. */
 	int rc = cb_db_chat_mutex(db, chat_id);
@@ -108,7 +96,10 @@ cb_db_message_insert(struct cb_db *db, long long chat_id, long long sender_id,
 		    "iIss", chat_id, sender_id, sender_role, content);
 	if (rc != CB_OK)
 		return rc;
-	message_created(res, agent_id, ev, out);
+	long long ids[] = {chat_id, agent_id};
+	cb_events_add(ev, "message.created", chat_id, cb_res_row_json(res, 0), kinds, ids, 2);
+	if (out != NULL)
+		*out = cb_res_row_json(res, 0);
 	cb_res_free(res);
 	return CB_OK;
 }

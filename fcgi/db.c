@@ -655,7 +655,7 @@ cb_db_chat_mutex(struct cb_db *db, long long chat_id)
 }
 
 /*
- * The host's mutexes (chat-mutex.h) are dropped at once. A named locks'
+ * The host's mutexes (chat-mutex.h) are dropped at once. A named lock's
  * release is sent without waiting for its answer: the worker goes on to
  * finish its response and take the next request while MariaDB releases, and
  * cb_db_ensure reads the answer before the connection's next statement.
