@@ -208,10 +208,7 @@ create_or_replay(
 static int
 make_chat(struct cb_db *db, struct creation *c)
 {
-	long long id;
-	int rc = cb_db_chat_create(db, c->arg, &id, &c->ev, &c->req->error);
-
-	return rc == CB_OK ? cb_db_chat_json(db, id, &c->object) : rc;
+	return cb_db_chat_create(db, c->arg, &c->object, &c->ev, &c->req->error);
 }
 
 static int

@@ -77,10 +77,10 @@ struct cb_chat_new {
 
 /*
  * Creates a chat (6.1, 6.2.1): the first customer message, then the queue
- * and the drain of its department; chat.waiting if it still waits. *id gets
- * the new chat's id.
+ * and the drain of its department; chat.waiting if it still waits. *chat
+ * gets the new chat's object as the transaction leaves it.
  */
-int cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, long long *id,
+int cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, json_object **chat,
     struct cb_events *ev, struct cb_error *e);
 
 /* Posts who's message to an open chat; *msg gets the message object. */

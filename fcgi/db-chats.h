@@ -11,18 +11,26 @@
 /*
  * The chat object's columns; the _-prefixed ones feed the embedded
  * customer/agent objects (cb_db_chat_row_json) and are not sent as such.
+ * CB_CHAT_ROW_COLUMNS, then queue_position, then CB_CHAT_NAMES.
+ */
+#define CB_CHAT_ROW_COLUMNS \
+	"c.id, c.customer_id, c.department_id, c.agent_id, c.status, c.subject, " \
+	"c.created_at, c.queued_at, c.assigned_at, c.closed_at, c.closed_by, "
+#define CB_CHAT_NAMES "cu.full_name AS _customer_name, ag.full_name AS _agent_name "
+/*
+ * One chat's place in its queue: a count of the chats ahead of it, so it
+ * costs as many index entries as the place. A list computes the places of a
+ * whole page at once instead (cb_db_chats_list).
  */
 #define CB_CHAT_COLUMNS \
-	"c.id, c.customer_id, c.department_id, c.agent_id, c.status, c.subject, " \
-	"c.created_at, c.queued_at, c.assigned_at, c.closed_at, c.closed_by, " \
+	CB_CHAT_ROW_COLUMNS \
 	"IF(c.status = 'waiting', (SELECT COUNT(*) FROM chats w " \
 	"  WHERE w.department_id = c.department_id AND w.status = 'waiting' " \
 	"  AND (w.queued_at < c.queued_at OR (w.queued_at = c.queued_at AND w.id <= c.id))), " \
-	"  NULL) AS queue_position, " \
-	"cu.full_name AS _customer_name, ag.full_name AS _agent_name "
-#define CB_CHAT_FROM \
-	"FROM chats c JOIN users cu ON cu.id = c.customer_id " \
-	"LEFT JOIN users ag ON ag.id = c.agent_id "
+	"  NULL) AS queue_position, " CB_CHAT_NAMES
+#define CB_CHAT_JOINS \
+	"JOIN users cu ON cu.id = c.customer_id LEFT JOIN users ag ON ag.id = c.agent_id "
+#define CB_CHAT_FROM "FROM chats c " CB_CHAT_JOINS
 
 /* The row's chat object, with "customer" and "agent" as {"id","full_name"}. */
 json_object *cb_db_chat_row_json(const struct cb_res *res, unsigned row);

@@ -337,6 +337,29 @@ def test_offline_requeues_at_the_front_keeping_queued_at(w):
     assert w.get_chat(later["id"])["status"] == "waiting"
 
 
+def test_lists_give_each_waiting_chat_the_place_its_own_get_gives(w, api):
+    """A list numbers a page's places in one pass (README 2); they must be the single GET's."""
+    one, two = w.department(), w.department()
+    moved = w.chat(w.customer(), department_id=two["id"])  # the oldest id, queued last in one
+    a = w.agent(one["id"], max_chats=1, presence="available")
+    held, *rest = queue_of(w, one["id"], 4)
+    others = queue_of(w, two["id"], 3)
+    w.presence(a["id"], "offline")  # held goes back to the front of one's queue, queued_at kept
+    w.close(rest[1]["id"])  # a gap in the middle of the queue
+    ok(api.post(f"/api/chats/{moved['id']}/transfer", token=w.admin, json={"department_id": one["id"]}))
+    ours = {moved["id"], held["id"], *(c["id"] for c in rest), *(c["id"] for c in others)}
+    for query in [f"department_id={one['id']}", f"department_id={two['id']}", "status=waiting&limit=200",
+                  f"department_id={one['id']}&limit=2&offset=1"]:
+        listed = [c for c in w.chats(**dict(p.split("=") for p in query.split("&"))) if c["id"] in ours]
+        assert listed, query
+        for c in listed:
+            assert c["queue_position"] == w.get_chat(c["id"])["queue_position"], (query, c)
+    places = {c["id"]: c["queue_position"] for c in w.chats(department_id=one["id"])}
+    assert places == {held["id"]: 1, rest[0]["id"]: 2, rest[1]["id"]: None, rest[2]["id"]: 3,
+                      moved["id"]: 4}
+    assert [c["queue_position"] for c in w.chats(department_id=two["id"])] == [3, 2, 1]
+
+
 def test_reassign_times_out_silent_agents(w, api, admin_cli):
     dept = w.department()
     silent = w.agent(dept["id"], max_chats=1, presence="available")  # never seen: last_seen_at null
