@@ -63,7 +63,9 @@ class NamedMutex:
         return self.client.stdout.readline().strip()
 
     def take(self, chat_id):
-        assert self.ask(f"SELECT GET_LOCK('carebot.chat.{chat_id}', 0)") == "1"
+        # A worker sends its release without waiting for it (README 6, "Order"), so the lock of
+        # the chat it just created may still be on its way out: wait for it a little.
+        assert self.ask(f"SELECT GET_LOCK('carebot.chat.{chat_id}', 5)") == "1"
 
     def release(self, chat_id):
         assert self.ask(f"SELECT RELEASE_LOCK('carebot.chat.{chat_id}')") == "1"
