@@ -401,6 +401,87 @@ format_time(const MYSQL_TIME *t, char out[32])
 	    (unsigned long)(t->second_part / 1000));
 }
 
+/*
+ * Gives every column of the result a buffer and a type: integers and booleans
+ * as LONGLONG (DECIMAL, which SUM() returns, as text parsed afterwards),
+ * times as MYSQL_TIME, anything else as text sized by the stored max_length.
+ */
+static void
+row_buf_bind(struct row_buf *rb, struct cb_res *res, const MYSQL_FIELD *fields)
+{
+	unsigned n = res->ncols;
+
+	res->names = xcalloc(n, sizeof *res->names);
+	res->types = xcalloc(n, sizeof *res->types);
+	rb->bind = xcalloc(n, sizeof *rb->bind);
+	rb->nulls = xcalloc(n, sizeof *rb->nulls);
+	rb->lens = xcalloc(n, sizeof *rb->lens);
+	rb->ints = xcalloc(n, sizeof *rb->ints);
+	rb->times = xcalloc(n, sizeof *rb->times);
+	rb->strs = xcalloc(n, sizeof *rb->strs);
+	for (unsigned c = 0; c < n; c++) {
+		MYSQL_BIND *b = &rb->bind[c];
+		enum cb_col_type type = col_type(&fields[c]);
+
+		res->names[c] = xstrdup(fields[c].name);
+		res->types[c] = type;
+		b->is_null = &rb->nulls[c];
+		b->length = &rb->lens[c];
+		if (type == CB_COL_TIME) {
+			b->buffer_type = MYSQL_TYPE_DATETIME;
+			b->buffer = &rb->times[c];
+		} else if (type != CB_COL_STR && fields[c].type != MYSQL_TYPE_NEWDECIMAL &&
+		    fields[c].type != MYSQL_TYPE_DECIMAL) {
+			b->buffer_type = MYSQL_TYPE_LONGLONG;
+			b->buffer = &rb->ints[c];
+		} else {
+			b->buffer_type = MYSQL_TYPE_STRING;
+			b->buffer_length = type == CB_COL_STR ? fields[c].max_length + 1 : 72;
+			b->buffer = rb->strs[c] = xmalloc(b->buffer_length);
+		}
+	}
+}
+
+static void
+row_buf_free(struct row_buf *rb, unsigned ncols)
+{
+	for (unsigned c = 0; c < ncols; c++)
+		free(rb->strs[c]);
+	free(rb->bind), free(rb->nulls), free(rb->lens), free(rb->ints), free(rb->times),
+	    free(rb->strs);
+}
+
+/* Appends the row just fetched into rb to res, as owned values. */
+static void
+row_buf_copy(const struct row_buf *rb, struct cb_res *res, size_t *cap)
+{
+	unsigned n = res->ncols;
+
+	if ((size_t)(res->nrows + 1) * n > *cap) {
+		*cap = *cap ? *cap * 2 : (size_t)n * 8;
+		res->vals = xrealloc(res->vals, *cap * sizeof *res->vals);
+	}
+	struct cb_val *row = &res->vals[(size_t)res->nrows * n];
+	for (unsigned c = 0; c < n; c++) {
+		struct cb_val *v = &row[c];
+		char when[32];
+
+		memset(v, 0, sizeof *v);
+		v->is_null = rb->nulls[c];
+		if (v->is_null)
+			continue;
+		if (res->types[c] == CB_COL_TIME) {
+			format_time(&rb->times[c], when);
+			v->s = xstrdup(when);
+		} else if (res->types[c] != CB_COL_STR) {
+			v->i = rb->strs[c] ? strtoll(rb->strs[c], NULL, 10) : rb->ints[c];
+		} else {
+			v->s = xstrndup(rb->strs[c], rb->lens[c]);
+		}
+	}
+	res->nrows++;
+}
+
 static int
 fetch_all(struct cb_db *db, MYSQL_STMT *stmt, const char *sql, struct cb_res **out)
 {
@@ -417,41 +498,8 @@ fetch_all(struct cb_db *db, MYSQL_STMT *stmt, const char *sql, struct cb_res **o
 		mysql_free_result(meta);
 		return classify(db, mysql_stmt_errno(stmt), "store", sql);
 	}
-	MYSQL_FIELD *fields = mysql_fetch_fields(meta);
-	unsigned n = res->ncols = mysql_num_fields(meta);
-	res->names = xcalloc(n, sizeof *res->names);
-	res->types = xcalloc(n, sizeof *res->types);
-	rb.bind = xcalloc(n, sizeof *rb.bind);
-	rb.nulls = xcalloc(n, sizeof *rb.nulls);
-	rb.lens = xcalloc(n, sizeof *rb.lens);
-	rb.ints = xcalloc(n, sizeof *rb.ints);
-	rb.times = xcalloc(n, sizeof *rb.times);
-	rb.strs = xcalloc(n, sizeof *rb.strs);
-	for (unsigned c = 0; c < n; c++) {
-		MYSQL_BIND *b = &rb.bind[c];
-
-		res->names[c] = xstrdup(fields[c].name);
-		res->types[c] = col_type(&fields[c]);
-		b->is_null = &rb.nulls[c];
-		b->length = &rb.lens[c];
-		if (res->types[c] == CB_COL_INT || res->types[c] == CB_COL_BOOL) {
-			b->buffer_type = MYSQL_TYPE_LONGLONG;
-			b->buffer = &rb.ints[c];
-			if (fields[c].type == MYSQL_TYPE_NEWDECIMAL ||
-			    fields[c].type == MYSQL_TYPE_DECIMAL) {
-				b->buffer_type = MYSQL_TYPE_STRING;
-				b->buffer = rb.strs[c] = xmalloc(72);
-				b->buffer_length = 72;
-			}
-		} else if (res->types[c] == CB_COL_TIME) {
-			b->buffer_type = MYSQL_TYPE_DATETIME;
-			b->buffer = &rb.times[c];
-		} else {
-			b->buffer_type = MYSQL_TYPE_STRING;
-			b->buffer_length = fields[c].max_length + 1;
-			b->buffer = rb.strs[c] = xmalloc(b->buffer_length);
-		}
-	}
+	res->ncols = mysql_num_fields(meta);
+	row_buf_bind(&rb, res, mysql_fetch_fields(meta));
 	if (mysql_stmt_bind_result(stmt, rb.bind) != 0) {
 		rc = classify(db, mysql_stmt_errno(stmt), "bind result", sql);
 		goto out;
@@ -464,36 +512,12 @@ fetch_all(struct cb_db *db, MYSQL_STMT *stmt, const char *sql, struct cb_res **o
 			rc = classify(db, mysql_stmt_errno(stmt), "fetch", sql);
 			goto out;
 		}
-		if ((size_t)(res->nrows + 1) * n > cap) {
-			cap = cap ? cap * 2 : (size_t)n * 8;
-			res->vals = xrealloc(res->vals, cap * sizeof *res->vals);
-		}
-		struct cb_val *row = &res->vals[(size_t)res->nrows * n];
-		for (unsigned c = 0; c < n; c++) {
-			struct cb_val *v = &row[c];
-			char when[32];
-
-			memset(v, 0, sizeof *v);
-			v->is_null = rb.nulls[c];
-			if (v->is_null)
-				continue;
-			if (res->types[c] == CB_COL_TIME) {
-				format_time(&rb.times[c], when);
-				v->s = xstrdup(when);
-			} else if (res->types[c] != CB_COL_STR) {
-				v->i = rb.strs[c] ? strtoll(rb.strs[c], NULL, 10) : rb.ints[c];
-			} else {
-				v->s = xstrndup(rb.strs[c], rb.lens[c]);
-			}
-		}
-		res->nrows++;
+		row_buf_copy(&rb, res, &cap);
 	}
 out:
 	mysql_stmt_free_result(stmt);
 	mysql_free_result(meta);
-	for (unsigned c = 0; c < n; c++)
-		free(rb.strs[c]);
-	free(rb.bind), free(rb.nulls), free(rb.lens), free(rb.ints), free(rb.times), free(rb.strs);
+	row_buf_free(&rb, res->ncols);
 	if (rc != CB_OK) {
 		cb_res_free(res);
 		*out = NULL;
