@@ -93,13 +93,27 @@ take_default(struct cb_db *db, long long id)
 		return rc;
 	long long old = res->nrows ? cb_res_int(res, 0, "id") : 0;
 	cb_res_free(res);
-	if ((rc = cb_db_lock_departments(db, id, old)) != CB_OK || old == 0 || old == id)
+	if ((rc = cb_db_lock_departments(db, id, old)) != CB_OK || old == 0)
 		return rc;
+	/*
+	 * The holder was read from the snapshot; now that it is locked, its
+	 * current row says whether it still holds the default. If another move
+	 * won meanwhile, start over with the new holder (for old == id, going
+	 * on would set a second default and hit the unique key).
+	 */
+	if (old == id) {
+		rc = cb_db_query(db, &res,
+		    "SELECT id FROM departments WHERE id = ? AND is_default FOR UPDATE", "i", old);
+		if (rc == CB_OK && res->nrows != 1)
+			rc = CB_ERR_RETRY;
+		cb_res_free(res);
+		return rc;
+	}
 	rc = cb_db_exec(db,
 	    "UPDATE departments SET is_default = FALSE, updated_at = NOW(3) WHERE id = ? AND is_default",
 	    "i", old);
 	if (rc == CB_OK && cb_db_affected(db) != 1)
-		rc = CB_ERR_RETRY; /* moved meanwhile: start over with the new holder */
+		rc = CB_ERR_RETRY;
 	return rc;
 }
 

@@ -4,6 +4,7 @@ single default, department_in_use, soft delete. The role matrix of these
 endpoints is in test_roles_directory.py.
 """
 
+import concurrent.futures
 import re
 
 import pytest
@@ -206,6 +207,29 @@ def test_default_moves_and_stays_single(directory):
     finally:
         directory.ok(api.put(f"/api/departments/{old['id']}", token=directory.admin,
                              json={"is_default": True}))
+    assert directory.default_department()["id"] == old["id"]
+
+
+def test_racing_moves_of_the_default_all_succeed(directory):
+    """Two moves of the default at once, one of them onto the department that
+    holds it when they start: both answer 200, one department is the default."""
+    api = directory.api
+    old = directory.default_department()
+    pair = [directory.department(), directory.department()]
+
+    def move(dept):
+        return api.put(f"/api/departments/{dept['id']}", token=directory.admin,
+                       json={"is_default": True})
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for _ in range(40):
+                answers = list(pool.map(move, pair))
+                assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+                defaults = [d["id"] for d in directory.list_all("/api/departments/") if d["is_default"]]
+                assert len(defaults) == 1 and defaults[0] in (pair[0]["id"], pair[1]["id"])
+    finally:
+        directory.ok(move(old))
     assert directory.default_department()["id"] == old["id"]
 
 
