@@ -32,7 +32,7 @@ list(struct cb_request *req)
 	int rc;
 
 	if ((rc = cb_query_int(req, "limit", 1, 200, 1, 50, &limit)) ||
-	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 0, 0, &offset)) ||
+	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 1, 0, &offset)) ||
 	    (rc = cb_query_int(req, "department_id", 1, CB_ID_MAX, 0, 0, &f.department_id)) ||
 	    (rc = cb_query_int(req, "agent_id", 1, CB_ID_MAX, 0, 0, &f.agent_id)) ||
 	    (rc = cb_query_int(req, "customer_id", 1, CB_ID_MAX, 0, 0, &f.customer_id)))

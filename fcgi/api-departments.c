@@ -60,7 +60,7 @@ list(struct cb_request *req, int active_only)
 	int rc;
 
 	if ((rc = cb_query_int(req, "limit", 1, 200, 1, 50, &limit)) ||
-	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 0, 0, &offset)))
+	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 1, 0, &offset)))
 		return rc;
 	if ((page = list_find(active_only, limit, offset)) != NULL &&
 	    cb_cache_fresh(&page->stamp)) {

@@ -38,7 +38,7 @@ reply_list(struct cb_request *req, const struct cb_user_filter *f)
 	int rc;
 
 	if ((rc = cb_query_int(req, "limit", 1, 200, 1, 50, &limit)) ||
-	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 0, 0, &offset)) ||
+	    (rc = cb_query_int(req, "offset", 0, 1000000000LL, 1, 0, &offset)) ||
 	    (rc = cb_db_users_list(req->db, f, limit, offset, &arr, &total)))
 		return rc;
 	cb_reply_header(req, "X-Total-Count: %lld", total);

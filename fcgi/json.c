@@ -1,5 +1,6 @@
 /* json.c - request body parsing and typed field access with 422 errors. */
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "json.h"
@@ -45,6 +46,31 @@ lexically_strict(const char *s, size_t len)
 	return 1;
 }
 
+/*
+ * Says why body did not parse. json-c reports "continue" both for a body cut
+ * short and for a bare top-level scalar such as 1 (a number might go on), so
+ * that case is told apart by the first character.
+ */
+static const char *
+bad_json_why(const char *body, size_t len, enum json_tokener_error jerr, int trailing)
+{
+	static char why[128];
+	size_t i = 0;
+
+	while (i < len && isspace((unsigned char)body[i]))
+		i++;
+	if (jerr == json_tokener_continue && i < len && body[i] != '{' && body[i] != '[' &&
+	    body[i] != '"')
+		return "the body must be a JSON object";
+	if (jerr == json_tokener_continue)
+		return "the body is not valid JSON: it ends before the value does";
+	if (jerr == json_tokener_success)
+		return trailing ? "the body is not valid JSON: data follows the value"
+		                : "the body is not valid JSON";
+	snprintf(why, sizeof why, "the body is not valid JSON: %s", json_tokener_error_desc(jerr));
+	return why;
+}
+
 int
 cb_json_parse_body(const char *body, size_t len, json_object **out, struct cb_error *e)
 {
@@ -72,10 +98,8 @@ cb_json_parse_body(const char *body, size_t len, json_object **out, struct cb_er
 	if (jerr != json_tokener_success || used != len || !lexically_strict(body, len)) {
 		if (obj != NULL)
 			json_object_put(obj);
-		cb_error_set(e, 400, "bad_json", NULL, "the body is not valid JSON%s%s",
-		    jerr != json_tokener_success ? ": " : "",
-		    jerr != json_tokener_success ? json_tokener_error_desc(jerr)
-		                                 : " (trailing data)");
+		cb_error_set(
+		    e, 400, "bad_json", NULL, "%s", bad_json_why(body, len, jerr, used != len));
 		return CB_ERR_REPLY;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {

@@ -1,5 +1,6 @@
 /* request.c - copy FastCGI parameters, decode the query, read the body with a cap. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,17 @@ cb_query_get(const struct cb_request *req, const char *name)
 	return NULL;
 }
 
+/* A run of digits, however long, whose value is above max. */
+static int
+above(const char *v, long long max)
+{
+	if (v[0] == '\0' || v[strspn(v, "0123456789")] != '\0')
+		return 0;
+	errno = 0;
+	long long x = strtoll(v, NULL, 10);
+	return errno == ERANGE || x > max;
+}
+
 int
 cb_query_int(struct cb_request *req, const char *name, long long min, long long max, int cap,
     long long def, long long *out)
@@ -93,14 +105,14 @@ cb_query_int(struct cb_request *req, const char *name, long long min, long long 
 	const char *v = cb_query_get(req, name);
 
 	*out = def;
-	if (v == NULL)
+	if (v == NULL || cb_parse_int(v, min, max, out) == CB_OK)
 		return CB_OK;
-	if (cb_parse_int(v, min, cap ? 9223372036854775807LL : max, out) != CB_OK)
-		return cb_fail(req, 400, "bad_request", name, "%s must be an integer from %lld%s",
-		    name, min, cap ? " up" : "");
-	if (*out > max)
+	if (cap && above(v, max)) {
 		*out = max;
-	return CB_OK;
+		return CB_OK;
+	}
+	return cb_fail(req, 400, "bad_request", name, "%s must be an integer from %lld%s", name,
+	    min, cap ? " up" : "");
 }
 
 /* Strips the query string and any trailing slash (but not the root's). */

@@ -68,8 +68,8 @@ void cb_request_free(struct cb_request *req);
 int cb_request_parse_query(struct cb_request *req, const char *qs);
 const char *cb_query_get(const struct cb_request *req, const char *name);
 /*
- * The integer query parameter name in [min, max] (values past max are
- * capped when cap is set). Absent: *out = def. Malformed: records 400
+ * The integer query parameter name in [min, max] (with cap set, a value
+ * past max, however many digits it has, reads as max). Absent: *out = def. Malformed: records 400
  * bad_request naming the parameter and returns CB_ERR_REPLY.
  */
 int cb_query_int(struct cb_request *req, const char *name, long long min, long long max, int cap,

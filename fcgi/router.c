@@ -41,6 +41,14 @@ cb_router_match(const char *pattern, const char *path, long long *ids, unsigned 
 	return *path == '\0';
 }
 
+/* HEAD is answered as GET; nginx sends the headers only (RFC 9110, 9.3.2). */
+static int
+method_matches(const char *route, const char *method)
+{
+	return strcmp(route, method) == 0 ||
+	    (strcmp(method, "HEAD") == 0 && strcmp(route, "GET") == 0);
+}
+
 /* Finds the route; sets *path_known when some route has this path. */
 static const struct cb_route *
 find(struct cb_request *req, int *path_known, struct cb_buf *allow)
@@ -55,8 +63,9 @@ find(struct cb_request *req, int *path_known, struct cb_buf *allow)
 			if (!cb_router_match(r->pattern, req->path, ids, &nids))
 				continue;
 			*path_known = 1;
-			cb_buf_printf(allow, "%s%s", allow->len ? ", " : "", r->method);
-			if (found == NULL && strcmp(r->method, req->method) == 0) {
+			cb_buf_printf(allow, "%s%s%s", allow->len ? ", " : "", r->method,
+			    strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+			if (found == NULL && method_matches(r->method, req->method)) {
 				found = r;
 				memcpy(req->ids, ids, sizeof ids);
 				req->nids = nids;
@@ -80,13 +89,30 @@ authenticate(struct cb_request *req)
 	return rc;
 }
 
+/*
+ * application/json, with no charset or a UTF-8 one: JSON is UTF-8 (RFC 8259),
+ * so a body declared in another charset is refused rather than misread.
+ */
 static int
 media_type_is_json(const char *ct)
 {
 	if (ct == NULL)
 		return 0;
 	size_t len = strcspn(ct, "; \t");
-	return len == 16 && strncasecmp(ct, "application/json", 16) == 0;
+	if (len != 16 || strncasecmp(ct, "application/json", 16) != 0)
+		return 0;
+	for (const char *p = ct + len; (p = strchr(p, ';')) != NULL;) {
+		p += 1 + strspn(p + 1, " \t");
+		if (strncasecmp(p, "charset=", 8) != 0)
+			continue;
+		const char *v = p + 8 + (p[8] == '"');
+		size_t n = strncasecmp(v, "utf-8", 5) == 0 ? 5
+		    : strncasecmp(v, "utf8", 4) == 0       ? 4
+		                                           : 0;
+		if (n == 0 || strchr(";\" \t", v[n]) == NULL)
+			return 0;
+	}
+	return 1;
 }
 
 static int
@@ -100,10 +126,12 @@ gate(struct cb_request *req, const struct cb_route *route)
 		if (!(route->roles & req->user.role))
 			return cb_forbidden(req);
 	}
-	if (route->flags & CB_ROUTE_BODY) {
+	/* A body sent where none is read must still be JSON: the contract's 415
+	 * and 400 hold for every request that has one. */
+	if ((route->flags & CB_ROUTE_BODY) || req->body_len > 0) {
 		if (req->body_len > 0 && !media_type_is_json(req->content_type))
 			return cb_fail(req, 415, "unsupported_media_type", NULL,
-			    "the body must be application/json");
+			    "the body must be application/json (UTF-8)");
 		return cb_json_parse_body(req->body, req->body_len, &req->json, &req->error);
 	}
 	return CB_OK;

@@ -35,7 +35,7 @@ cb_valid_idempotency_key(const char *s)
 	if (len < 1 || len > 128)
 		return 0;
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
 			return 0;
 	return 1;
 }

@@ -61,8 +61,9 @@ class Api:
         headers = dict(headers or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
+        # The API never redirects; following one would hide it from the tests.
         return self.session.request(method, self.base_url + path, json=json, data=data,
-                                    headers=headers, timeout=TIMEOUT)
+                                    headers=headers, timeout=TIMEOUT, allow_redirects=False)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

@@ -74,10 +74,22 @@ def test_404_unknown_paths_and_objects(api, admin_token):
 def test_405_names_the_allowed_methods(api, admin_token):
     r = api.delete("/api/health")
     assert_error(r, 405, "method_not_allowed")
-    assert r.headers["Allow"] == "GET"
+    assert r.headers["Allow"] == "GET, HEAD"
     r = api.request("PATCH", "/api/departments/", token=admin_token, json={})
     assert_error(r, 405, "method_not_allowed")
     assert "POST" in r.headers["Allow"] and "GET" in r.headers["Allow"]
+
+
+def test_head_is_answered_as_get_without_a_body(api, admin_token):
+    for path, token in [("/api/health", None), ("/api/departments/active", None),
+                        ("/api/departments/", admin_token)]:
+        get = api.get(path, token=token)
+        head = api.request("HEAD", path, token=token)
+        assert head.status_code == get.status_code == 200, (path, head.status_code)
+        assert head.content == b"" and head.headers["Content-Type"] == get.headers["Content-Type"]
+        assert head.headers.get("X-Total-Count") == get.headers.get("X-Total-Count")
+    assert api.request("HEAD", "/api/departments/").status_code == 401
+    assert api.request("HEAD", "/api/departments/999999999", token=admin_token).status_code == 404
 
 
 def test_409_duplicate_name_ignoring_case(api, admin_token):
@@ -110,6 +122,34 @@ def test_415_body_must_be_json(api, admin_token):
                  headers={"Content-Type": "application/json; charset=utf-8"})
     assert r.status_code == 201, r.text
     assert len(departments(api, admin_token)) == len(before) + 1
+    # JSON is UTF-8: a body declared in another charset is refused
+    for ctype in ["application/json; charset=latin-1", 'application/json;charset="iso-8859-1"']:
+        r = api.post("/api/departments/", token=admin_token, data=b'{"name": "Latin"}',
+                     headers={"Content-Type": ctype})
+        assert_error(r, 415, "unsupported_media_type")
+    assert len(departments(api, admin_token)) == len(before) + 1
+
+
+def test_a_body_where_none_is_read_must_still_be_json(api, admin_token):
+    """415 and 400 hold for every request that has a body, not only for the
+    endpoints that read one: the request is refused and does nothing."""
+    dept = api.post("/api/departments/", token=admin_token,
+                    json={"name": "Bodyless " + uuid.uuid4().hex[:6]}).json()
+    guest = api.post("/api/auth/guest", json={"full_name": "Body Tester"}).json()["token"]
+    for data, ctype, status, code in [(b"hello", "text/plain", 415, "unsupported_media_type"),
+                                      (b"hello", None, 415, "unsupported_media_type"),
+                                      (b"garbage{", "application/json", 400, "bad_json")]:
+        headers = {"Content-Type": ctype} if ctype else {}
+        assert_error(api.delete(f"/api/departments/{dept['id']}", token=admin_token, data=data,
+                                headers=headers), status, code)
+        assert_error(api.post("/api/auth/logout", token=guest, data=data, headers=headers), status, code)
+        assert_error(api.get("/api/auth/me", token=guest, data=data, headers=headers), status, code)
+    assert api.get(f"/api/departments/{dept['id']}", token=admin_token).json() == dept
+    assert api.get("/api/auth/me", token=guest).status_code == 200
+    # a JSON body is read and ignored
+    r = api.delete(f"/api/departments/{dept['id']}", token=admin_token, json={"ignored": True})
+    assert r.status_code == 204, r.text
+    assert api.get(f"/api/departments/{dept['id']}", token=admin_token).status_code == 404
 
 
 def test_422_names_the_field_and_changes_nothing(api, admin_token):

@@ -101,7 +101,7 @@ def test_keys_are_scoped_to_user_and_endpoint(w, api):
     assert m1["id"] != m2["id"]
 
 
-@pytest.mark.parametrize("key", ["", "a" * 129, "has space", "tab\there", "é"])
+@pytest.mark.parametrize("key", ["", "a" * 129, "tab\there", "bell\x07", "del\x7f", "é"])
 def test_malformed_key_is_400(w, api, key):
     cust = w.customer()
     r = api.post("/api/chats/", token=cust["token"], json={"department_id": w.department()["id"]},
@@ -113,7 +113,8 @@ def test_malformed_key_is_400(w, api, key):
 def test_longest_key_and_printable_punctuation_are_fine(w, api):
     cust = w.customer()
     dept = w.department()["id"]
-    for key in ("k" * 128, "!~#$%&'*+-.^_`|"):
+    # printable ASCII is 0x20-0x7e, the space included
+    for key in ("k" * 128, "!~#$%&'*+-.^_`|", "has space", '"quoted" (and) <angled> {x}'):
         ok(post(api, "/api/chats/", cust["token"], {"department_id": dept}, key), 201)
 
 

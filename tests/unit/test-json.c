@@ -18,6 +18,17 @@ parse_ok(const char *text)
 }
 
 static void
+parse_fails_saying(const char *text, size_t len, const char *message)
+{
+	json_object *obj = NULL;
+	struct cb_error e = {0};
+
+	ck_assert_int_eq(cb_json_parse_body(text, len, &obj, &e), CB_ERR_REPLY);
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_str_eq(e.message, message);
+}
+
+static void
 parse_fails(const char *text, size_t len)
 {
 	struct cb_error e = {0};
@@ -51,6 +62,12 @@ START_TEST(body_must_be_one_json_object)
 	parse_fails("{\"a\": Infinity}", 15);
 	parse_fails("{\"a\": \"\t\"}", 10); /* a raw control character in a string */
 	parse_fails("{\"a\": 1,}", 9);
+	/* json-c's "continue" is told apart: a bare scalar, a body cut short */
+	parse_fails("1", 1);
+	parse_fails_saying(" 12", 3, "the body must be a JSON object");
+	parse_fails_saying("true", 4, "the body must be a JSON object");
+	parse_fails_saying(
+	    "{\"a\": 1", 7, "the body is not valid JSON: it ends before the value does");
 	obj = parse_ok("{\"a\": [1e5, 2E-3, true, false, null, \"it's \\\"x\\\"\"]}");
 	json_object_put(obj);
 }
@@ -138,7 +155,9 @@ START_TEST(usernames_emails_and_keys)
 	ck_assert(!cb_valid_email("a b@c.co"));
 	ck_assert(cb_valid_idempotency_key("k-1"));
 	ck_assert(!cb_valid_idempotency_key(""));
-	ck_assert(!cb_valid_idempotency_key("has space"));
+	ck_assert(cb_valid_idempotency_key("has space")); /* printable: 0x20-0x7e */
+	ck_assert(!cb_valid_idempotency_key("tab\there"));
+	ck_assert(!cb_valid_idempotency_key("del\x7f"));
 	char long_key[130];
 	memset(long_key, 'k', 129);
 	long_key[129] = '\0';
