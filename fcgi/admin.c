@@ -73,10 +73,10 @@ reassign(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
 	int rc;
 
 	if (argc == 2 && strcmp(argv[0], "--offline-after") == 0) {
-		if (cb_parse_int(argv[1], 1, 10LL * 365 * 86400, &after) != CB_OK)
+		if (cb_parse_int(argv[1], 0, 10LL * 365 * 86400, &after) != CB_OK)
 			usage();
 	} else if (argc == 1 && strncmp(argv[0], "--offline-after=", 16) == 0) {
-		if (cb_parse_int(argv[0] + 16, 1, 10LL * 365 * 86400, &after) != CB_OK)
+		if (cb_parse_int(argv[0] + 16, 0, 10LL * 365 * 86400, &after) != CB_OK)
 			usage();
 	} else if (argc != 0) {
 		usage();

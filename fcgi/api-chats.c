@@ -90,7 +90,8 @@ messages(struct cb_request *req)
 	struct cb_buf page = {0};
 	int rc;
 
-	if ((rc = cb_query_int(req, "after_id", 1, CB_ID_MAX, 0, 0, &after)) ||
+	/* after_id=0 is the start of the chat: a client's first cursor. */
+	if ((rc = cb_query_int(req, "after_id", 0, CB_ID_MAX, 0, -1, &after)) ||
 	    (rc = cb_query_int(req, "before_id", 1, CB_ID_MAX, 0, 0, &before)) ||
 	    (rc = cb_query_int(req, "limit", 1, 500, 1, 100, &limit)))
 		return rc;

@@ -248,8 +248,9 @@ out:
 }
 
 /*
- * A self-service PUT may carry only full_name, email and password; one
- * admin-only field refuses the whole request (403) before anything changes.
+ * A self-service PUT may carry only full_name, email and password; any
+ * other field of the user object refuses the whole request (403) before
+ * anything changes.
  */
 static int
 self_fields_only(struct cb_request *req)
@@ -257,9 +258,11 @@ self_fields_only(struct cb_request *req)
 	json_object_object_foreach(req->json, key, val)
 	{
 		(void)val;
-		if (cb_logic_user_admin_only_field(key))
-			return cb_fail(
-			    req, 403, "forbidden", key, "only an admin may change %s", key);
+		if (cb_logic_user_field_not_self_service(key))
+			return cb_fail(req, 403, "forbidden", key,
+			    "%s cannot be changed here: a user changes only its own full_name, "
+			    "email and password",
+			    key);
 	}
 	return CB_OK;
 }

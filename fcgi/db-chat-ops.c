@@ -189,7 +189,7 @@ page_read(struct cb_db *db, long long chat_id, long long after_id, long long bef
 	long long below = before_id > 0 ? before_id : LLONG_MAX;
 	int rc;
 
-	if (after_id > 0)
+	if (after_id >= 0)
 		rc = cb_db_query(db, &res, CB_SQL_MESSAGES_AFTER, "iiiii", chat_id, after_id, below,
 		    chat_id, limit);
 	else
@@ -200,8 +200,8 @@ page_read(struct cb_db *db, long long chat_id, long long after_id, long long bef
 	if (res->nrows > 0) {
 		state_from_row(res, 1, &p->st);
 		p->total = cb_res_int(res, 0, "_total");
-		p->last_id = cb_res_int(res, after_id == 0 ? 0 : res->nrows - 1, "id");
-		cb_res_write_array(res, after_id == 0, out);
+		p->last_id = cb_res_int(res, after_id < 0 ? 0 : res->nrows - 1, "id");
+		cb_res_write_array(res, after_id < 0, out);
 		cb_res_free(res);
 		return CB_OK;
 	}
@@ -257,7 +257,7 @@ cb_db_messages_read(struct cb_db *db, const struct cb_user *who, long long chat_
 	struct cb_history_stamp stamp;
 	struct cb_history_page p;
 	size_t from = out->len;
-	int newest = after_id <= 0 && before_id <= 0, current = 0, rc;
+	int newest = after_id < 0 && before_id <= 0, current = 0, rc;
 
 	/* The newest page is what a client opens a chat with: kept for the instance (history.h). */
 	enum cb_history_found kept =

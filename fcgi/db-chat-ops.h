@@ -55,9 +55,10 @@ int cb_db_chats_list(struct cb_db *db, const struct cb_user *who, const struct c
 int cb_db_chat_transfers_json(struct cb_db *db, long long chat_id, json_object **out);
 
 /*
- * A page of chat_id's messages for who, ascending by id: after_id > 0 gives
- * the first limit after it (and before before_id, if that is given too);
- * else before_id > 0 the last limit before it; else the latest limit. The
+ * A page of chat_id's messages for who, ascending by id: after_id >= 0 gives
+ * the first limit after it (0: from the first message; before before_id, if
+ * that is given too); else (after_id < 0: not given) before_id > 0 the last
+ * limit before it; else the latest limit. The
  * page is appended to out as the answer's JSON array, and *total is the
  * count of all of the chat's messages. CB_ERR_NOTFOUND if there is no such
  * chat, CB_ERR_REPLY with e set if who may not read it (cb_chat_access_check);

@@ -136,12 +136,35 @@ lookup(json_object *obj, const char *key, unsigned flags, struct cb_field *f, st
 	return 1;
 }
 
+/*
+ * Unicode's White_Space characters, and the zero-width ones that show as
+ * nothing either (U+180E, U+200B-U+200D, U+2060, U+FEFF).
+ */
+static int
+invisible(unsigned long c)
+{
+	return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+	    c == 0x180e || (c >= 0x2000 && c <= 0x200d) || c == 0x2028 || c == 0x2029 ||
+	    c == 0x202f || c == 0x205f || c == 0x2060 || c == 0x3000 || c == 0xfeff;
+}
+
+/* Whether s (valid UTF-8: the body was checked) is only white space. */
 static int
 blank(const char *s)
 {
-	for (; *s; s++)
-		if (!isspace((unsigned char)*s))
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0') {
+		unsigned long c = *p;
+		int more = c < 0x80 ? 0 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
+
+		if (more > 0)
+			c &= 0x3fu >> more;
+		for (p++; more > 0 && (*p & 0xc0) == 0x80; more--, p++)
+			c = (c << 6) | (*p & 0x3fu);
+		if (!invisible(c))
 			return 0;
+	}
 	return 1;
 }
 

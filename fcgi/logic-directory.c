@@ -7,13 +7,14 @@
 #include "util.h"
 
 int
-cb_logic_user_admin_only_field(const char *key)
+cb_logic_user_field_not_self_service(const char *key)
 {
-	static const char *const admin_only[] = {
-	    "username", "role", "department_id", "max_chats", "is_active"};
+	static const char *const others[] = {"username", "role", "department_id", "max_chats",
+	    "is_active", "status", "presence", "id", "active_chats", "last_seen_at", "created_at",
+	    "updated_at"};
 
-	for (size_t i = 0; i < CB_ARRAY_LEN(admin_only); i++)
-		if (strcmp(key, admin_only[i]) == 0)
+	for (size_t i = 0; i < CB_ARRAY_LEN(others); i++)
+		if (strcmp(key, others[i]) == 0)
 			return 1;
 	return 0;
 }

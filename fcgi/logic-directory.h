@@ -9,12 +9,15 @@
 #define CB_LOGIC_DIRECTORY_H
 
 /*
- * Non-zero when key is a field only an admin may change (username, role,
- * department_id, max_chats, is_active). A self-service PUT carrying one is
- * refused whole with 403; the self-service fields are full_name, email and
- * password, and anything else is an unknown field, ignored (contract 2).
+ * Non-zero when key is a field of the user object (contract 5) other than
+ * the self-service ones (full_name, email, password): the admin-only ones
+ * (username, role, department_id, max_chats, is_active), the ones no PUT
+ * sets (status and presence have their own endpoint) and the read-only
+ * ones. A self-service PUT carrying one is refused whole with 403 (contract
+ * 3: "any other field"); a key that is no field of the object is unknown,
+ * ignored (contract 2).
  */
-int cb_logic_user_admin_only_field(const char *key);
+int cb_logic_user_field_not_self_service(const char *key);
 
 /* What a caller wants to know before it may read a user. */
 struct cb_user_access {

@@ -382,4 +382,5 @@ def test_reassign_prints_one_line_and_rejects_bad_options(admin_cli):
     done = admin_cli("reassign")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip().splitlines()) == 1
-    assert admin_cli("reassign", "--offline-after", "soon").returncode != 0
+    for bad in (["--offline-after", "soon"], ["--offline-after", "-1"], ["--offline-after"], ["--later"]):
+        assert admin_cli("reassign", *bad).returncode != 0, bad

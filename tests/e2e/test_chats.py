@@ -53,6 +53,7 @@ def test_agent_cannot_create(w, api):
     ({"subject": 5}, "subject"),
     ({"message": ""}, "message"),
     ({"message": "   \n\t"}, "message"),
+    ({"message": "\u00a0\u3000"}, "message"),
     ({"message": "x" * 4001}, "message"),
     ({"message": 7}, "message"),
     ({"department_id": "1"}, "department_id"),
@@ -163,7 +164,8 @@ def test_waiting_customer_may_write(w, api):
 
 
 @pytest.mark.parametrize("body", [{}, {"content": ""}, {"content": " \t\n "}, {"content": "x" * 4001},
-                                  {"content": None}, {"content": 3}])
+                                  {"content": None}, {"content": 3},
+                                  {"content": "\u00a0\u3000\u2003"}, {"content": "\u200b\ufeff \u2028"}])
 def test_post_message_validation(w, api, body):
     cust = w.customer()
     chat = w.chat(cust, department_id=w.department()["id"])
@@ -223,6 +225,9 @@ def test_history_paging(w, api):
     assert [m["id"] for m in w.messages(chat["id"], before_id=ids[5], limit=4)] == ids[1:5]
     assert [m["id"] for m in w.messages(chat["id"], before_id=ids[2], limit=10)] == ids[:2]
     assert [m["id"] for m in w.messages(chat["id"], after_id=ids[-1])] == []
+    # after_id=0 is the start of the chat, not "no cursor" (which gives the newest)
+    assert [m["id"] for m in w.messages(chat["id"], after_id=0, limit=3)] == ids[:3]
+    assert [m["id"] for m in w.messages(chat["id"], after_id=0, before_id=ids[2])] == ids[:2]
     assert [m["id"] for m in w.messages(chat["id"], after_id=ids[1], before_id=ids[5])] == ids[2:5]
     assert len(w.messages(chat["id"], limit=100000)) == 12  # capped at 500
     # Walking backwards page by page yields everything once.
@@ -234,7 +239,7 @@ def test_history_paging(w, api):
         seen = [m["id"] for m in page] + seen
         before = page[0]["id"]
     assert seen == ids
-    for q in ("limit=0", "after_id=x", "before_id=-3"):
+    for q in ("limit=0", "after_id=x", "after_id=-1", "before_id=-3", "before_id=0"):
         assert_error(api.get(f"/api/chats/{chat['id']}/messages?{q}", token=cust["token"]), 400,
                      "bad_request", q.split("=")[0])
 

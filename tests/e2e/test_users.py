@@ -321,6 +321,9 @@ def test_self_service_fields(directory):
         assert r.json()["full_name"] == "Self Made" and r.json()["email"] == "self@example.com"
         assert_error(api.put(f"/api/users/{user['id']}", token=user["token"], json={"full_name": ""}),
                      422, "validation_error", "full_name")
+    # a key that is no field of the user object is unknown, ignored (contract 2)
+    r = api.put(f"/api/users/{agent['id']}", token=agent["token"], json={"full_name": "Self", "colour": "red"})
+    assert r.status_code == 200 and r.json()["full_name"] == "Self", r.text
     # the new password works
     r = login(api, agent["username"], "self-service-pw")
     assert r.status_code == 200, r.text
@@ -329,6 +332,9 @@ def test_self_service_fields(directory):
 MASS_ASSIGNMENT = [
     {"role": "admin"}, {"department_id": None}, {"max_chats": 100}, {"is_active": True},
     {"username": "taken_" + uid()}, {"full_name": "Sneaky", "role": "admin"},
+    # any other field of the user object, not only the admin's ones
+    {"status": "available"}, {"full_name": "Sneaky", "presence": "busy"}, {"active_chats": 0},
+    {"id": 1}, {"last_seen_at": "2026-01-01T00:00:00.000Z"},
 ]
 
 

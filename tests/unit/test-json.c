@@ -1,4 +1,5 @@
 /* test-json.c - body parsing, typed fields with 422s, and the field rules (fcgi/json.c, fcgi/validate.c). */
+#include <stdio.h>
 #include <string.h>
 
 #include "db.h"
@@ -101,6 +102,35 @@ START_TEST(string_fields_check_type_length_and_blankness)
 	ck_assert_int_eq(cb_json_string(obj, "z", CB_F_NULLABLE, 0, 10, &f, &e), CB_OK);
 	ck_assert(f.present && f.is_null);
 	json_object_put(obj);
+}
+END_TEST
+
+START_TEST(blank_means_unicode_white_space_and_zero_width_characters)
+{
+	static const char *const blank[] = {"\\u00a0\\u00a0", "\\u3000", " \\u2003\\n",
+	    "\\u2028\\u2029", "\\u0085", "\\u1680", "\\u202f\\u205f", "\\u200b\\ufeff",
+	    "\\u000b\\u000c\\r"};
+	static const char *const text[] = {
+	    "\\u00a0x", "\\u3000\\u4e2d", ".", "\\ud83d\\ude00", "\\u00e9", "\\u2010"};
+	struct cb_error e = {0};
+	struct cb_field f;
+	char body[64];
+
+	for (size_t i = 0; i < CB_ARRAY_LEN(blank); i++) {
+		snprintf(body, sizeof body, "{\"s\":\"%s\"}", blank[i]);
+		json_object *obj = parse_ok(body);
+		ck_assert_msg(
+		    cb_json_string(obj, "s", CB_F_NOTBLANK, 1, 10, &f, &e) == CB_ERR_REPLY,
+		    "%s is blank", blank[i]);
+		json_object_put(obj);
+	}
+	for (size_t i = 0; i < CB_ARRAY_LEN(text); i++) {
+		snprintf(body, sizeof body, "{\"s\":\"%s\"}", text[i]);
+		json_object *obj = parse_ok(body);
+		ck_assert_msg(cb_json_string(obj, "s", CB_F_NOTBLANK, 1, 10, &f, &e) == CB_OK,
+		    "%s is not blank", text[i]);
+		json_object_put(obj);
+	}
 }
 END_TEST
 
@@ -244,6 +274,7 @@ cb_suite_json(void)
 
 	tcase_add_test(tc, body_must_be_one_json_object);
 	tcase_add_test(tc, string_fields_check_type_length_and_blankness);
+	tcase_add_test(tc, blank_means_unicode_white_space_and_zero_width_characters);
 	tcase_add_test(tc, int_and_bool_fields_are_strict);
 	tcase_add_test(tc, enum_fields_name_the_choices);
 	tcase_add_test(tc, usernames_emails_and_keys);

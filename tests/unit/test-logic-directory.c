@@ -3,16 +3,16 @@
 #include "logic-directory.h"
 #include "tests.h"
 
-START_TEST(admin_only_fields_are_the_non_self_service_ones)
+START_TEST(only_three_fields_of_a_user_are_self_service)
 {
-	const char *admin_only[] = {"username", "role", "department_id", "max_chats", "is_active"};
-	const char *self[] = {
-	    "full_name", "email", "password", "unknown", "status", "presence", "", "Role"};
+	const char *others[] = {"username", "role", "department_id", "max_chats", "is_active",
+	    "status", "presence", "id", "active_chats", "last_seen_at", "created_at", "updated_at"};
+	const char *self[] = {"full_name", "email", "password", "unknown", "", "Role", "statuses"};
 
-	for (size_t i = 0; i < sizeof admin_only / sizeof admin_only[0]; i++)
-		ck_assert_msg(cb_logic_user_admin_only_field(admin_only[i]), "%s", admin_only[i]);
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+		ck_assert_msg(cb_logic_user_field_not_self_service(others[i]), "%s", others[i]);
 	for (size_t i = 0; i < sizeof self / sizeof self[0]; i++)
-		ck_assert_msg(!cb_logic_user_admin_only_field(self[i]), "%s", self[i]);
+		ck_assert_msg(!cb_logic_user_field_not_self_service(self[i]), "%s", self[i]);
 }
 END_TEST
 
@@ -161,7 +161,7 @@ cb_suite_logic_directory(void)
 	Suite *s = suite_create("logic-directory");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_test(tc, admin_only_fields_are_the_non_self_service_ones);
+	tcase_add_test(tc, only_three_fields_of_a_user_are_self_service);
 	tcase_add_test(tc, read_access_follows_the_role_table);
 	tcase_add_test(tc, write_access_is_admin_or_self);
 	tcase_add_test(tc, final_department_and_shape);
