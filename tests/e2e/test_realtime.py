@@ -304,3 +304,23 @@ def test_typing_is_published_not_stored_and_rate_limited(base_url, org, api, poo
     assert api.get(f"/api/chats/{chat['id']}/messages", token=customer["token"]).json() == before
     r = api.post(f"/api/chats/{chat['id']}/typing", token=customer["token"], json={"typing": "yes"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "typing"
+
+
+def test_a_stop_after_a_burst_of_typing_is_always_published(base_url, org, api):
+    """The throttle drops repeats, never a change: after starts, the stop arrives last."""
+    dept = org.department()
+    org.agent(dept)
+    customer = org.customer()
+    chat = org.chat(customer, dept)
+    sub = rt.EventSource(base_url, f"chat/{chat['id']}", token=customer["token"]).start()
+    for _ in range(3):
+        for _ in range(20):
+            assert api.post(f"/api/chats/{chat['id']}/typing", token=customer["token"],
+                            json={"typing": True}).status_code == 204
+        assert api.post(f"/api/chats/{chat['id']}/typing", token=customer["token"],
+                        json={"typing": False}).status_code == 204
+    events = sub.wait_for(lambda evs: sum(1 for e in evs if e["type"] == "typing"
+                                          and e["data"]["typing"] is False) >= 3, timeout=5)
+    sub.close()
+    typing = [e["data"]["typing"] for e in events if e["type"] == "typing"]
+    assert typing.count(False) == 3 and typing[-1] is False, typing
