@@ -159,6 +159,9 @@ def test_publisher_is_not_reachable_from_outside(base_url, state_dir):
     for method, target in attempts:
         status = raw_status(base_url, method, target, b'{"type":"forged"}')
         assert not 200 <= status < 300, f"{method} {target} answered {status}"
+    # Subscribing is all a /ws URL does: HEAD is refused too, not left hanging.
+    r = requests.head(f"{base_url}/ws/chat/{n}", timeout=5)
+    assert r.status_code == 405, r.status_code
     status, body = publisher(state_dir, "GET", f"/pub?id={channel}")
     assert status == 404, f"something was published to {channel}: {body!r}"
     # The check above can see a publication: the workers' way in works.
