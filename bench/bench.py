@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ ROOT = os.path.dirname(HERE)
 FULL = dict(chats=2000, per_chat=100, open=200, agents_per_dept=10)
 SMOKE = dict(chats=40, per_chat=20, open=20, agents_per_dept=10)
 ERROR_BUDGET = 0.01  # more errors than this and a workload "did not run"
+PAUSE_MS = 5  # the pause meter notes every CPU that stood still this long or longer
 
 
 def say(msg):
@@ -162,6 +164,20 @@ def http_probe(method, url, token=None, body=None):
         return 0, str(e)
 
 
+def steal_ticks():
+    """Time the host ran something else on this machine's CPUs, all CPUs, in USER_HZ ticks."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) if len(fields) > 8 else 0
+
+
+def timed_run(cmd, **kw):
+    """subprocess.run, and the window it ran in: wall-clock start and end, steal ticks over it."""
+    start, steal = time.time(), steal_ticks()
+    out = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    return out, dict(start=start, end=time.time(), steal_ticks=steal_ticks() - steal)
+
+
 def run_wrk(a, url, mode, targets=None, connections=None, duration=None, warm=True):
     """wrk for the duration; first, unmeasured, for a.warmup seconds unless warm is False."""
     conns = connections or a.connections
@@ -175,9 +191,8 @@ def run_wrk(a, url, mode, targets=None, connections=None, duration=None, warm=Tr
     if warm and a.warmup > 0:
         # Steady state: connections open, caches and MariaDB's buffer pool warm.
         subprocess.run(command(a.warmup), capture_output=True, env=env, timeout=a.warmup + 60)
-    cmd = command(dur)
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=dur + 60)
+        out, window = timed_run(command(dur), env=env, timeout=dur + 60)
     except subprocess.TimeoutExpired:
         return dict(ok=False, why="wrk did not finish")
     r = bench_json(out.stdout)
@@ -188,7 +203,7 @@ def run_wrk(a, url, mode, targets=None, connections=None, duration=None, warm=Tr
     good = r["requests"] - r["status_errors"]
     res = dict(ok=True, rps=good / secs if secs else 0, p50=r["p50_us"] / 1000, p99=r["p99_us"] / 1000,
                max=r["max_us"] / 1000, requests=r["requests"], errors=errors, timeouts=r["timeouts"],
-               connections=conns, seconds=round(secs, 2), raw=r)
+               connections=conns, seconds=round(secs, 2), window=window, raw=r)
     if good <= 0 or errors > ERROR_BUDGET * max(1, r["requests"]):
         res.update(ok=False, why=f"{errors} errors in {r['requests']} requests "
                                  f"(non-2xx {r['status_errors']}, socket {errors - r['status_errors']})")
@@ -201,14 +216,15 @@ def run_sql(a, inst, mode):
            "--password", c["db_password"], "--db", c["db_name"], "--mode", mode,
            "--threads", str(a.workers), "--duration", str(a.duration)]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.duration + 60)
+        out, window = timed_run(cmd, timeout=a.duration + 60)
     except subprocess.TimeoutExpired:
         return dict(ok=False, why="sql-bench did not finish")
     if out.returncode != 0:
         return dict(ok=False, why=f"sql-bench failed: {out.stderr.strip()[-300:]}")
     r = json.loads(out.stdout)
     res = dict(ok=r["ops"] > 0, rps=r["ops_per_s"], p50=r["p50_ms"], p99=r["p99_ms"], max=r["max_ms"],
-               requests=r["ops"], errors=r["errors"], connections=r["threads"], seconds=r["seconds"], raw=r)
+               requests=r["ops"], errors=r["errors"], connections=r["threads"], seconds=r["seconds"],
+               window=window, raw=r)
     if not res["ok"] or r["errors"] > ERROR_BUDGET * max(1, r["ops"]):
         res.update(ok=False, why=f"{r['errors']} errors in {r['ops']} operations")
     return res
@@ -227,8 +243,8 @@ def run_deliver(a, inst, tg, workdir):
     with open(cfg_path, "w") as f:
         json.dump(dict(port=a.port, rate=a.rate, duration=a.duration, chats=chats), f)
     try:
-        out = subprocess.run(["node", os.path.join(HERE, "deliver.js"), cfg_path], capture_output=True,
-                             text=True, timeout=a.duration + 120, cwd=HERE)
+        out, window = timed_run(["node", os.path.join(HERE, "deliver.js"), cfg_path],
+                                timeout=a.duration + 120, cwd=HERE)
     except subprocess.TimeoutExpired:
         return dict(ok=False, why="deliver.js did not finish")
     r = bench_json(out.stdout)
@@ -236,7 +252,7 @@ def run_deliver(a, inst, tg, workdir):
         return dict(ok=False, why=f"deliver.js failed: {out.stderr.strip()[-300:]}")
     res = dict(ok=True, rps=r["rate_achieved"], p50=r["p50_ms"], p99=r["p99_ms"], max=r["max_ms"],
                requests=r["sent"], errors=r["post_errors"] + r["subscribe_errors"], chats=nchats,
-               connections=r["subscribers_open"], seconds=a.duration, raw=r)
+               connections=r["subscribers_open"], seconds=a.duration, window=window, raw=r)
     why = []
     if r["subscribe_errors"]:
         why.append(f"{r['subscribe_errors']} of {r['subscribers']} subscriptions failed "
@@ -293,6 +309,57 @@ def memory(state):
     )
 
 
+# --- the machine's pauses ------------------------------------------------------------
+
+
+def start_pause_meter(a):
+    """bench/pause-meter over the whole run (None if it was not built)."""
+    path = os.path.join(a.bin, "pause-meter")
+    if not os.access(path, os.X_OK):
+        say("no pause meter: machine pauses are not measured")
+        return None
+    return subprocess.Popen([path, "--threshold-ms", str(PAUSE_MS)], stdout=subprocess.PIPE, text=True)
+
+
+def stop_pause_meter(meter):
+    if meter is None:
+        return None
+    meter.send_signal(signal.SIGTERM)
+    try:
+        out, _ = meter.communicate(timeout=10)
+        m = json.loads(out)
+    except (subprocess.TimeoutExpired, ValueError) as e:
+        meter.kill()
+        meter.communicate()
+        say(f"the pause meter failed: {e}")
+        return None
+    m["hz"] = os.sysconf("SC_CLK_TCK")
+    return m
+
+
+def pauses_in(machine, start, end):
+    """Within start..end (epoch seconds): the spans in which every CPU stood still, as
+    (start, ms), and the longest pause of any one CPU, in ms."""
+    edges = []
+    longest = 0.0
+    for _cpu, t, ms in machine["pauses"]:
+        lo, hi = max(t, start), min(t + ms / 1000, end)
+        if hi > lo:
+            edges += [(lo, 1), (hi, -1)]
+            longest = max(longest, (hi - lo) * 1000)
+    # At the same instant an end comes before a start: touching pauses do not overlap.
+    edges.sort()
+    spans, still, since = [], 0, None
+    for t, step in edges:
+        still += step
+        if step == 1 and still == machine["cpus"]:
+            since = t
+        elif since is not None and still < machine["cpus"]:
+            spans.append((since, (t - since) * 1000))
+            since = None
+    return spans, longest
+
+
 # --- run --------------------------------------------------------------------------
 
 
@@ -318,6 +385,19 @@ def cmd_run(a):
     tg = make_targets(inst, workdir)
     api = f"http://127.0.0.1:{a.port}"
     bench = f"http://127.0.0.1:{a.bench_port}"
+    meter = start_pause_meter(a)
+    try:
+        run_all(a, inst, tg, workdir, api, bench, results)
+    finally:
+        results["machine"] = stop_pause_meter(meter)
+    results["memory"] = memory(a.state)
+    with open(a.out, "w") as f:
+        json.dump(results, f, indent=1)
+    return 1 if results["failures"] else 0
+
+
+def run_all(a, inst, tg, workdir, api, bench, results):
+    """The ceilings and the workloads, in order, into results."""
     first_open = tg["open_chats"][0]
     cust_tok = tg["tok"][first_open[4]]
     agent_tok = tg["tok"][first_open[3]]
@@ -383,11 +463,6 @@ def cmd_run(a):
         r = run_wrk(a, f"http://127.0.0.1:{a.massif_port}", "messages_get", tg["paths"]["a"],
                     connections=min(a.connections, 4), duration=min(a.duration, 10), warm=False)
         results["massif_load"] = dict(requests=r.get("requests"), ok=r.get("ok"), why=r.get("why"))
-
-    results["memory"] = memory(a.state)
-    with open(a.out, "w") as f:
-        json.dump(results, f, indent=1)
-    return 1 if results["failures"] else 0
 
 
 # --- report -------------------------------------------------------------------------
@@ -538,6 +613,49 @@ def table(results, massif):
     return "\n".join(lines), verdicts
 
 
+# The runs in the order they ran (of the two runs of a ceiling, the one the ratios use).
+RUN_ORDER = ["ceil_static", "ceil_fcgi", "ceil_fcgi_page", "ceil_publish", "ceil_insert", "ceil_select",
+             "ceil_page", "d", "a", "b", "e", "c"]
+
+
+def machine_table(results):
+    """The machine during each run: steal time and pauses, beside the run's slowest request."""
+    m = results.get("machine")
+    if not m:
+        return [], ["note: machine pauses were not measured (no pause meter)"]
+    labels = dict((k, l) for k, l, *_ in ROWS)
+    labels["e"] = "e. POST → WebSocket (slowest delivery)"
+    lines = [f"| run | seconds | steal, % of CPU time | every CPU still at once: times, longest ms | "
+             f"one CPU's longest pause ms | slowest request ms |",
+             "|---|---:|---:|---:|---:|---:|"]
+    notes = []
+    for key in RUN_ORDER:
+        r = results["rows"].get(key) or {}
+        w = r.get("window")
+        if not r.get("ok") or not w:
+            continue
+        secs = w["end"] - w["start"]
+        steal = w["steal_ticks"] / m["hz"] / (secs * m["cpus"]) if secs > 0 else 0
+        spans, one = pauses_in(m, w["start"], w["end"])
+        still = f"{len(spans)}, {max(ms for _t, ms in spans):.1f}" if spans else "0, —"
+        lines.append(f"| {labels.get(key, key)} | {secs:.1f} | {steal:.1%} | {still} | "
+                     f"{one:.1f} | {fmt(r.get('max'))} |")
+    e = results["rows"].get("e") or {}
+    raw = e.get("raw") or {}
+    if e.get("ok") and raw.get("slowest_sent_at"):
+        sent = raw["slowest_sent_at"]
+        spans, _ = pauses_in(m, sent, sent + raw["slowest_ms"] / 1000)
+        at = datetime.datetime.fromtimestamp(sent, datetime.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+        notes.append(f"note: e's slowest delivery ({raw['slowest_ms']:.1f} ms) was sent at {at} UTC; every "
+                     f"CPU stood still for {sum(ms for _t, ms in spans):.1f} ms of it; the client's own "
+                     f"longest stalls: event loop {raw.get('loop_max_gap_ms', 0):.1f} ms, garbage "
+                     f"collection {raw.get('gc_max_ms', 0):.1f} ms")
+    if not m.get("realtime"):
+        notes.append("note: the pause meter ran without real-time priority, so its pauses include waits "
+                     "for other processes")
+    return lines, notes
+
+
 def cmd_report(a):
     with open(a.results) as f:
         results = json.load(f)
@@ -553,6 +671,7 @@ def cmd_report(a):
     else:
         massif_note = "no massif output (workload a did not run, or valgrind failed)"
     tbl, verdicts = table(results, massif)
+    mtbl, mnotes = machine_table(results)
     s = results["settings"]
     d = results["dataset"]
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -583,6 +702,14 @@ def cmd_report(a):
     md += [f"- {v}" for v in verdicts]
     if massif_note:
         md += [f"- note: {massif_note}"]
+    md += ["", "## The machine during each run", ""]
+    if mtbl:
+        md += [f"Steal time is the time the host gave this machine's CPUs to something else "
+               f"(/proc/stat). bench/pause-meter keeps one real-time thread per CPU waking every "
+               f"millisecond and notes each wake-up {PAUSE_MS} ms or more late: no process can delay such "
+               f"a thread, so a late one means the CPU did not run. When every CPU stood still at once, "
+               f"every request in flight waited with it.", ""] + mtbl + [""]
+    md += [f"- {n}" for n in mnotes]
     if results["failures"]:
         md += ["", "## Workloads that could not run", ""] + [f"- {f}" for f in results["failures"]]
     text = "\n".join(md) + "\n"

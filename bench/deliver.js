@@ -12,11 +12,14 @@
 // carries its sequence number; the latency of a delivery is the time from
 // the moment its POST was sent to its arrival on one subscriber, so every
 // message counts once per subscriber of its chat. Prints one line
-// "BENCH_JSON {...}" (milliseconds) for the bench driver.
+// "BENCH_JSON {...}" (milliseconds) for the bench driver, with this client's
+// own longest stalls (its event loop, its garbage collector) and the wall
+// clock at which the slowest delivery was sent.
 "use strict";
 
 const fs = require("fs");
 const http = require("http");
+const { PerformanceObserver } = require("perf_hooks");
 const WebSocket = require("ws");
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
@@ -30,7 +33,13 @@ const out = {
   subscribers: 0, subscribers_open: 0, subscribe_errors: 0, subscribe_error_sample: "",
   sent: 0, post_ok: 0, post_errors: 0, post_error_sample: "", expected: 0, delivered: 0,
   unexpected: 0, max_in_flight: 0,
+  // This client's own stalls, and the slowest delivery's place in time, so the
+  // report can tell them from the server's and set them beside machine pauses.
+  loop_max_gap_ms: 0, gc_max_ms: 0, slowest_ms: 0, slowest_sent_at: 0,
 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) out.gc_max_ms = Math.max(out.gc_max_ms, e.duration);
+}).observe({ entryTypes: ["gc"] });
 let inFlight = 0;
 
 function subscribe(chat, token) {
@@ -76,12 +85,16 @@ function onEvent(data) {
   s.got++;
   out.delivered++;
   deliveries.push(t - s.t0);
+  if (t - s.t0 > out.slowest_ms) {
+    out.slowest_ms = t - s.t0;
+    out.slowest_sent_at = s.wall / 1000; // seconds since the epoch
+  }
 }
 
 function post(chat, seq) {
   const body = JSON.stringify({ content: `bench-e ${seq} is my order on its way?` });
   const t0 = nowMs();
-  sent.set(seq, { t0, expected: chat.sub_tokens.length, got: 0 });
+  sent.set(seq, { t0, wall: Date.now(), expected: chat.sub_tokens.length, got: 0 });
   out.sent++;
   out.expected += chat.sub_tokens.length;
   inFlight++;
@@ -137,7 +150,11 @@ function sendAtRate() {
     const start = nowMs();
     const total = Math.max(1, Math.round(cfg.rate * cfg.duration));
     let seq = 0;
+    let last = start;
     const tick = () => {
+      const now = nowMs();
+      out.loop_max_gap_ms = Math.max(out.loop_max_gap_ms, now - last);
+      last = now;
       const due = Math.min(total, Math.floor(((nowMs() - start) / 1000) * cfg.rate) + 1);
       while (seq < due) {
         post(cfg.chats[seq % cfg.chats.length], seq);
@@ -179,6 +196,7 @@ async function main() {
     p50_ms: r3(pct(deliveries, 50)), p99_ms: r3(pct(deliveries, 99)),
     max_ms: r3(deliveries.length ? deliveries[deliveries.length - 1] : 0),
     post_p50_ms: r3(pct(postLatencies, 50)), post_p99_ms: r3(pct(postLatencies, 99)),
+    loop_max_gap_ms: r3(out.loop_max_gap_ms), gc_max_ms: r3(out.gc_max_ms), slowest_ms: r3(out.slowest_ms),
   });
   for (const ws of sockets) ws.terminate();
   agent.destroy();
