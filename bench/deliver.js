@@ -13,8 +13,9 @@
 // the moment its POST was sent to its arrival on one subscriber, so every
 // message counts once per subscriber of its chat. Prints one line
 // "BENCH_JSON {...}" (milliseconds) for the bench driver, with this client's
-// own longest stalls (its event loop, its garbage collector) and the wall
-// clock at which the slowest delivery was sent.
+// own longest stalls (its event loop, its garbage collector), the wall
+// clock at which the slowest delivery was sent, and when each delivery
+// slower than 10 ms (e's target for p99) was sent and how long it took.
 "use strict";
 
 const fs = require("fs");
@@ -36,7 +37,10 @@ const out = {
   // This client's own stalls, and the slowest delivery's place in time, so the
   // report can tell them from the server's and set them beside machine pauses.
   loop_max_gap_ms: 0, gc_max_ms: 0, slowest_ms: 0, slowest_sent_at: 0,
+  slow: [], // [sent at (s since the epoch), ms] of every delivery over SLOW_MS
 };
+const SLOW_MS = 10; // e's target for p99
+const SLOW_KEEP = 50000;
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) out.gc_max_ms = Math.max(out.gc_max_ms, e.duration);
 }).observe({ entryTypes: ["gc"] });
@@ -85,6 +89,9 @@ function onEvent(data) {
   s.got++;
   out.delivered++;
   deliveries.push(t - s.t0);
+  if (t - s.t0 > SLOW_MS && out.slow.length < SLOW_KEEP) {
+    out.slow.push([s.wall / 1000, Math.round((t - s.t0) * 1000) / 1000]);
+  }
   if (t - s.t0 > out.slowest_ms) {
     out.slowest_ms = t - s.t0;
     out.slowest_sent_at = s.wall / 1000; // seconds since the epoch

@@ -65,3 +65,9 @@ def test_pauses_are_clipped_to_the_window():
     assert rounded(spans) == [(100.0, 20.0)]
     assert longest == pytest.approx(25)
     assert bench.pauses_in(m, 200.0, 250.0) == ([], 0.0)
+
+
+def test_slow_fsyncs_are_those_that_overlap_the_window():
+    m = {"cpus": 2, "pauses": [], "slow_fsyncs": [[99.0, 500], [99.9, 150], [150.0, 20], [200.0, 30]]}
+    assert bench.slow_fsyncs_in(m, 100.0, 200.0) == [150, 20]
+    assert bench.slow_fsyncs_in({"cpus": 2, "pauses": []}, 100.0, 200.0) == []
