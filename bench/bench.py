@@ -725,7 +725,7 @@ def cmd_report(a):
     if mtbl:
         md += [f"Steal time is the time the host gave this machine's CPUs to something else "
                f"(/proc/stat). bench/pause-meter keeps one real-time thread per CPU waking every "
-               f"millisecond and notes each wake-up {PAUSE_MS} ms or more late: no process can delay such "
+               f"5 ms and notes each wake-up {PAUSE_MS} ms or more late: no process can delay such "
                f"a thread, so a late one means the CPU did not run. When every CPU stood still at once, "
                f"every request in flight waited with it. Its fsync probe overwrites 4 KiB beside "
                f"MariaDB's datadir and fdatasyncs it every 10 ms: a durable commit waits for the same "
