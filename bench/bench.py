@@ -666,8 +666,10 @@ def machine_table(results):
         # Each delivery over 10 ms beside the machine: was the disk or every CPU held meanwhile?
         held = sum(1 for sent, ms in raw["slow"]
                    if slow_fsyncs_in(m, sent, sent + ms / 1000) or pauses_in(m, sent, sent + ms / 1000)[0])
-        notes.append(f"note: e had {len(raw['slow']):,} deliveries over 10 ms of {raw['delivered']:,}; "
-                     f"{held:,} of them were under way while a probe fsync took {PAUSE_MS} ms or more "
+        total = raw.get("slow_total", len(raw["slow"]))
+        kept = "" if total == len(raw["slow"]) else f" (of the first {len(raw['slow']):,})"
+        notes.append(f"note: e had {total:,} deliveries over 10 ms of {raw['delivered']:,}; "
+                     f"{held:,}{kept} were under way while a probe fsync took {PAUSE_MS} ms or more "
                      f"or every CPU stood still")
     if not m.get("realtime"):
         notes.append("note: the pause meter ran without real-time priority, so its pauses include waits "
