@@ -171,11 +171,36 @@ def steal_ticks():
     return int(fields[8]) if len(fields) > 8 else 0
 
 
-def timed_run(cmd, **kw):
-    """subprocess.run, and the window it ran in: wall-clock start and end, steal ticks over it."""
-    start, steal = time.time(), steal_ticks()
+def disk_counters(diskstats, dev):
+    """From /proc/diskstats text, device dev's (major, minor) sectors written, discards
+    completed and flushes completed; None if the kernel does not count them."""
+    for line in diskstats.splitlines():
+        x = line.split()
+        if len(x) >= 20 and (int(x[0]), int(x[1])) == dev:
+            return dict(sectors_written=int(x[9]), discards=int(x[14]), flushes=int(x[18]))
+    return None
+
+
+def read_disk(path):
+    """disk_counters of the block device holding path (None for a filesystem without one)."""
+    dev = os.stat(path).st_dev
+    try:
+        with open("/proc/diskstats") as f:
+            return disk_counters(f.read(), (os.major(dev), os.minor(dev)))
+    except OSError:
+        return None
+
+
+def timed_run(a, cmd, **kw):
+    """subprocess.run, and the window it ran in: wall-clock start and end, steal ticks over it,
+    and what the disk under MariaDB's datadir did meanwhile."""
+    datadir = os.path.join(a.state, "mysql")
+    start, steal, disk = time.time(), steal_ticks(), read_disk(datadir)
     out = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    return out, dict(start=start, end=time.time(), steal_ticks=steal_ticks() - steal)
+    end, after = time.time(), read_disk(datadir)
+    if disk and after:
+        disk = {k: after[k] - disk[k] for k in disk}
+    return out, dict(start=start, end=end, steal_ticks=steal_ticks() - steal, disk=disk if after else None)
 
 
 def run_wrk(a, url, mode, targets=None, connections=None, duration=None, warm=True):
@@ -192,7 +217,7 @@ def run_wrk(a, url, mode, targets=None, connections=None, duration=None, warm=Tr
         # Steady state: connections open, caches and MariaDB's buffer pool warm.
         subprocess.run(command(a.warmup), capture_output=True, env=env, timeout=a.warmup + 60)
     try:
-        out, window = timed_run(command(dur), env=env, timeout=dur + 60)
+        out, window = timed_run(a, command(dur), env=env, timeout=dur + 60)
     except subprocess.TimeoutExpired:
         return dict(ok=False, why="wrk did not finish")
     r = bench_json(out.stdout)
@@ -216,7 +241,7 @@ def run_sql(a, inst, mode):
            "--password", c["db_password"], "--db", c["db_name"], "--mode", mode,
            "--threads", str(a.workers), "--duration", str(a.duration)]
     try:
-        out, window = timed_run(cmd, timeout=a.duration + 60)
+        out, window = timed_run(a, cmd, timeout=a.duration + 60)
     except subprocess.TimeoutExpired:
         return dict(ok=False, why="sql-bench did not finish")
     if out.returncode != 0:
@@ -243,7 +268,7 @@ def run_deliver(a, inst, tg, workdir):
     with open(cfg_path, "w") as f:
         json.dump(dict(port=a.port, rate=a.rate, duration=a.duration, chats=chats), f)
     try:
-        out, window = timed_run(["node", os.path.join(HERE, "deliver.js"), cfg_path],
+        out, window = timed_run(a, ["node", os.path.join(HERE, "deliver.js"), cfg_path],
                                 timeout=a.duration + 120, cwd=HERE)
     except subprocess.TimeoutExpired:
         return dict(ok=False, why="deliver.js did not finish")
@@ -630,8 +655,9 @@ def machine_table(results):
     labels = dict((k, l) for k, l, *_ in ROWS)
     labels["e"] = "e. POST → WebSocket (slowest delivery)"
     lines = [f"| run | seconds | steal, % of CPU time | every CPU still at once: times, longest ms | "
-             f"one CPU's longest pause ms | fsyncs ≥ {PAUSE_MS} ms: times, slowest ms | slowest request ms |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             f"one CPU's longest pause ms | fsyncs ≥ {PAUSE_MS} ms: times, slowest ms | "
+             f"the disk: MB written, flushes, discards | slowest request ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     notes = []
     # In the order they ran; a ceiling run twice has one row, the run the ratios use.
     for key in results.get("order", []):
@@ -644,9 +670,12 @@ def machine_table(results):
         spans, one = pauses_in(m, w["start"], w["end"])
         still = f"{len(spans)}, {max(ms for _t, ms in spans):.1f}" if spans else "0, —"
         slow = slow_fsyncs_in(m, w["start"], w["end"])
-        disk = f"{len(slow)}, {max(slow):.1f}" if slow else "0, —"
+        probe = f"{len(slow)}, {max(slow):.1f}" if slow else "0, —"
+        d = w.get("disk")
+        disk = (f"{d['sectors_written'] * 512 / 1e6:,.1f}, {d['flushes']:,}, {d['discards']:,}"
+                if d else "—")
         lines.append(f"| {labels.get(key, key)} | {secs:.1f} | {steal:.1%} | {still} | "
-                     f"{one:.1f} | {disk} | {fmt(r.get('max'))} |")
+                     f"{one:.1f} | {probe} | {disk} | {fmt(r.get('max'))} |")
     e = results["rows"].get("e") or {}
     raw = e.get("raw") or {}
     if e.get("ok") and raw.get("slowest_sent_at"):
@@ -728,7 +757,10 @@ def cmd_report(a):
                f"a thread, so a late one means the CPU did not run. When every CPU stood still at once, "
                f"every request in flight waited with it. Its fsync probe overwrites 4 KiB beside "
                f"MariaDB's datadir and fdatasyncs it every 10 ms: a durable commit waits for the same "
-               f"disk, so a slow fsync there holds every commit in flight.", ""] + mtbl + [""]
+               f"disk, so a slow fsync there holds every commit in flight. The disk column is the kernel's "
+               f"count for the device under the datadir (/proc/diskstats), from every process: megabytes "
+               f"written, flushes (one per group of durable commits, and 100 a second for the probe) and "
+               f"discards (blocks handed back as files free them; bench/RESULTS.md, round 9).", ""] + mtbl + [""]
     md += [f"- {n}" for n in mnotes]
     if results["failures"]:
         md += ["", "## Workloads that could not run", ""] + [f"- {f}" for f in results["failures"]]

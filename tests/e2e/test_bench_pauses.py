@@ -1,6 +1,6 @@
-"""The bench's reading of the pause meter (bench/bench.py, pauses_in): pure
-logic, no instance needed; it rides along with the e2e run because that is
-where pytest runs.
+"""The bench's reading of the pause meter (bench/bench.py, pauses_in) and of
+/proc/diskstats (disk_counters): pure logic, no instance needed; it rides
+along with the e2e run because that is where pytest runs.
 
 pause-meter reports, per CPU, the spans in which that CPU did not run. The
 bench calls the machine still only where every CPU's spans overlap, and clips
@@ -71,3 +71,22 @@ def test_slow_fsyncs_are_those_that_overlap_the_window():
     m = {"cpus": 2, "pauses": [], "slow_fsyncs": [[99.0, 500], [99.9, 150], [150.0, 20], [200.0, 30]]}
     assert bench.slow_fsyncs_in(m, 100.0, 200.0) == [150, 20]
     assert bench.slow_fsyncs_in({"cpus": 2, "pauses": []}, 100.0, 200.0) == []
+
+
+DISKSTATS = """\
+ 254       0 vda 1719732 110963 86762594 2282833 21089948 918798 151331296 1705173 0 1352624 4463574 337127 437 172667752 31812 9294601 443754
+ 254       1 vda1 5 0 40 1 7 0 56 2 0 3 3 11 0 88 1 0 0
+   8       0 sda 100 0 800 10 50 0 400 5 0 12 15
+"""
+
+
+def test_disk_counters_are_the_devices_discards_and_flushes():
+    assert bench.disk_counters(DISKSTATS, (254, 0)) == dict(sectors_written=151331296, discards=337127,
+                                                           flushes=9294601)
+    assert bench.disk_counters(DISKSTATS, (254, 1)) == dict(sectors_written=56, discards=11, flushes=0)
+
+
+def test_disk_counters_of_an_unknown_or_older_device_are_none():
+    # sda's line is a kernel's from before discards and flushes were counted.
+    assert bench.disk_counters(DISKSTATS, (8, 0)) is None
+    assert bench.disk_counters(DISKSTATS, (9, 9)) is None
