@@ -198,9 +198,8 @@ def timed_run(a, cmd, **kw):
     start, steal, disk = time.time(), steal_ticks(), read_disk(datadir)
     out = subprocess.run(cmd, capture_output=True, text=True, **kw)
     end, after = time.time(), read_disk(datadir)
-    if disk and after:
-        disk = {k: after[k] - disk[k] for k in disk}
-    return out, dict(start=start, end=end, steal_ticks=steal_ticks() - steal, disk=disk if after else None)
+    delta = {k: after[k] - disk[k] for k in disk} if disk and after else None
+    return out, dict(start=start, end=end, steal_ticks=steal_ticks() - steal, disk=delta)
 
 
 def run_wrk(a, url, mode, targets=None, connections=None, duration=None, warm=True):
