@@ -19,6 +19,8 @@
 #include "publish.h"
 #include "util.h"
 
+static void usage(void) __attribute__((noreturn));
+
 static void
 usage(void)
 {

@@ -95,6 +95,9 @@ cb_reply_header(struct cb_request *req, const char *fmt, ...)
 	cb_buf_printf(&req->headers, "%s\r\n", line);
 }
 
+static void verror(struct cb_error *e, int status, const char *code, const char *field,
+    const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
 static void
 verror(struct cb_error *e, int status, const char *code, const char *field, const char *fmt,
     va_list ap)

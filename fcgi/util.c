@@ -13,7 +13,9 @@
  * warns that the format "may be null" in these vsnprintf calls: a false
  * positive (fmt is a format attribute's argument), and -Werror is on there.
  */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 static void
 oom(size_t size)
