@@ -47,34 +47,38 @@ is_string(const char *s, size_t len)
 	return strlen(s) == len && cb_utf8_valid(s, len);
 }
 
-/* A refused field: 422 validation_error naming it. A read one: within bounds. */
+/*
+ * A refused field: 422 validation_error naming it. A read one: within bounds.
+ * Each call gets its own cb_error, so a refusal that sets none cannot pass
+ * on an earlier one's.
+ */
 static void
 fields(json_object *obj, const char *key)
 {
 	static const char *const choices[] = {"a", "b", NULL};
 	struct cb_field f;
-	struct cb_error e = {0};
+	struct cb_error es = {0}, ei = {0}, eb = {0}, ee = {0};
 
-	if (cb_json_string(obj, key, CB_F_NOTBLANK | CB_F_NULLABLE, 1, 20, &f, &e) == CB_OK) {
+	if (cb_json_string(obj, key, CB_F_NOTBLANK | CB_F_NULLABLE, 1, 20, &f, &es) == CB_OK) {
 		REQUIRE(f.present);
 		size_t chars = f.is_null ? 1 : cb_utf8_length(f.s, strlen(f.s));
 		REQUIRE(f.is_null || cb_utf8_valid(f.s, strlen(f.s)));
 		REQUIRE(chars >= 1 && chars <= 20);
 	} else {
-		REQUIRE(e.status == 422 && strcmp(e.field, key) == 0);
+		REQUIRE(es.status == 422 && strcmp(es.field, key) == 0);
 	}
-	if (cb_json_int(obj, key, CB_F_REQUIRED, -5, 5, &f, &e) == CB_OK)
+	if (cb_json_int(obj, key, CB_F_REQUIRED, -5, 5, &f, &ei) == CB_OK)
 		REQUIRE(f.i >= -5 && f.i <= 5);
 	else
-		REQUIRE(e.status == 422 && strcmp(e.field, key) == 0);
-	if (cb_json_bool(obj, key, 0, &f, &e) == CB_OK)
+		REQUIRE(ei.status == 422 && strcmp(ei.field, key) == 0);
+	if (cb_json_bool(obj, key, 0, &f, &eb) == CB_OK)
 		REQUIRE(f.i == 0 || f.i == 1);
 	else
-		REQUIRE(e.status == 422);
-	if (cb_json_enum(obj, key, 0, choices, &f, &e) == CB_OK)
+		REQUIRE(eb.status == 422);
+	if (cb_json_enum(obj, key, 0, choices, &f, &ee) == CB_OK)
 		REQUIRE(strcmp(f.s, "a") == 0 || strcmp(f.s, "b") == 0);
 	else
-		REQUIRE(e.status == 422);
+		REQUIRE(ee.status == 422);
 }
 
 static void
@@ -127,6 +131,7 @@ query(const char *s)
 			const struct cb_param *p = &req.query[i];
 			REQUIRE(is_string(p->name, strlen(p->name)));
 			REQUIRE(is_string(p->value, strlen(p->value)));
+			req.error.status = 0;
 			if (cb_query_int(&req, p->name, 1, 200, i % 2, 50, &v) == CB_OK)
 				REQUIRE(v >= 1 && v <= 200);
 			else
@@ -180,9 +185,11 @@ conf_line(const char *s)
 	struct cb_config cfg;
 	char err[256];
 
+	/* A refusal must say why: a message, NUL-terminated within err. */
+	memset(err, 'x', sizeof err);
 	cb_config_defaults(&cfg);
 	if (cb_config_line(&cfg, s, err, sizeof err) != CB_OK)
-		REQUIRE(memchr(err, '\0', sizeof err) != NULL);
+		REQUIRE(err[0] != 'x' && memchr(err, '\0', sizeof err) != NULL);
 	cb_config_free(&cfg);
 }
 
