@@ -27,8 +27,12 @@
 static volatile sig_atomic_t busy, stopping;
 
 /*
- * SIGTERM (from multiwatch -s TERM) while idle in accept ends the worker at
- * once; while a request runs, the worker finishes it first.
+ * A stop signal while idle in accept ends the worker at once; while a request
+ * runs, the worker finishes it first. multiwatch is told -s TERM, but Debian
+ * 12's multiwatch 1.0.0 sends the signal whose number is the name's place in
+ * its table, so TERM arrives as SIGQUIT (and its default USR1 as SIGILL).
+ * TERM, QUIT, INT and USR1 all stop gracefully, with that multiwatch and with
+ * one that sends what it is told.
  */
 static void
 on_stop(int sig)
@@ -90,6 +94,8 @@ main(int argc, char **argv)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

@@ -5,6 +5,7 @@ sections 1, 2, 7 and 8)."""
 import http.client
 import json
 import os
+import pathlib
 import random
 import shutil
 import signal
@@ -15,6 +16,9 @@ import threading
 import time
 
 import requests
+
+from conftest import children
+from test_chat_mutex import HostMutex, in_background
 
 HEALTHY = {"status": "ok", "database": "ok", "realtime": "ok"}
 
@@ -201,20 +205,81 @@ def processes_mentioning(text):
     return found
 
 
+def up_spare(repo_root, prefix, workers):
+    """A second instance, of its own state dir and port: (state, base URL)."""
+    state = tempfile.mkdtemp(prefix=prefix)
+    port = free_port()
+    up = subprocess.run([str(repo_root / "tools" / "carebot"), "up", "--state", state,
+                         "--port", str(port), "--workers", str(workers)],
+                        capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    return state, f"http://127.0.0.1:{port}"
+
+
+def down_spare(repo_root, state):
+    """tools/carebot down on a spare instance: (its result, what still names the state dir)."""
+    down = subprocess.run([str(repo_root / "tools" / "carebot"), "down", "--state", state],
+                          capture_output=True, text=True, timeout=120)
+    left = processes_mentioning(state)
+    if not left:
+        shutil.rmtree(state, ignore_errors=True)
+    return down, left
+
+
 def test_down_leaves_nothing_running(repo_root):
-    state = tempfile.mkdtemp(prefix="carebot-down-")
-    carebot = str(repo_root / "tools" / "carebot")
+    state = None
     try:
-        up = subprocess.run([carebot, "up", "--state", state, "--port", str(free_port()),
-                             "--workers", "2"],
-                            capture_output=True, text=True, timeout=300)
-        assert up.returncode == 0, up.stdout + up.stderr
+        state, _ = up_spare(repo_root, "carebot-down-", 2)
         assert processes_mentioning(state), "up started nothing that names its state dir"
     finally:
-        down = subprocess.run([carebot, "down", "--state", state],
-                              capture_output=True, text=True, timeout=120)
-        left = processes_mentioning(state)
-        if not left:
-            shutil.rmtree(state, ignore_errors=True)
+        down, left = down_spare(repo_root, state) if state else (None, [])
     assert down.returncode == 0, down.stderr
     assert left == [], left
+
+
+def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
+    """README 3: TERM to the pool (what `down` and a restart send) ends an idle
+    worker at once and a busy one after its request. Debian's multiwatch passes
+    the stop on as SIGQUIT, so a worker that handled only SIGTERM died at once,
+    in the middle of its request."""
+    state = None
+    try:
+        state, base = up_spare(repo_root, "carebot-stop-", 2)
+        login = requests.post(f"{base}/api/auth/login", timeout=10,
+                              json={"username": "customer1", "password": "password123"})
+        assert login.status_code == 200, login.text
+        auth = {"Authorization": f"Bearer {login.json()['token']}"}
+        chat = requests.post(f"{base}/api/chats/", headers=auth, timeout=10,
+                             json={"department_id": 1, "subject": "stop", "message": "hello"})
+        assert chat.status_code == 201, chat.text
+        chat_id = chat.json()["id"]
+        pool = int(pathlib.Path(state, "run", "pool.pid").read_text())
+        workers = children(pool)
+        assert len(workers) == 2, workers
+
+        def alive():
+            return [pid for pid in workers if os.path.exists(f"/proc/{pid}") and pid in children(pool)]
+
+        # A post that waits for its chat's mutex keeps one worker busy.
+        held = HostMutex(os.path.join(state, "run", "chat-mutexes"))
+        held.take(chat_id)
+        try:
+            post, out = in_background(lambda: requests.post(
+                f"{base}/api/chats/{chat_id}/messages", headers=auth, timeout=30,
+                json={"content": "sent before the stop"}))
+            post.join(0.5)
+            assert post.is_alive(), f"the post did not wait for its chat: {out}"
+            os.kill(pool, signal.SIGTERM)
+            assert wait_for(lambda: len(alive()) == 1, 5), f"workers left: {alive()} of {workers}"
+            time.sleep(0.3)
+            assert len(alive()) == 1 and post.is_alive(), "the busy worker did not wait for its request"
+        finally:
+            held.release(chat_id)
+            held.close()
+        post.join(30)
+        assert out and out[0].status_code == 201, out and out[0].text
+        assert out[0].json()["content"] == "sent before the stop"
+        assert wait_for(lambda: not alive(), 5), f"the busy worker did not stop after its request: {alive()}"
+    finally:
+        if state:
+            down_spare(repo_root, state)
