@@ -205,15 +205,14 @@ def processes_mentioning(text):
     return found
 
 
-def up_spare(repo_root, prefix, workers):
-    """A second instance, of its own state dir and port: (state, base URL)."""
-    state = tempfile.mkdtemp(prefix=prefix)
+def up_spare(repo_root, state, workers):
+    """A second instance, in the state dir given and on a port of its own: its base URL."""
     port = free_port()
     up = subprocess.run([str(repo_root / "tools" / "carebot"), "up", "--state", state,
                          "--port", str(port), "--workers", str(workers)],
                         capture_output=True, text=True, timeout=300)
     assert up.returncode == 0, up.stdout + up.stderr
-    return state, f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}"
 
 
 def down_spare(repo_root, state):
@@ -227,13 +226,36 @@ def down_spare(repo_root, state):
 
 
 def test_down_leaves_nothing_running(repo_root):
-    state = None
+    state = tempfile.mkdtemp(prefix="carebot-down-")
     try:
-        state, _ = up_spare(repo_root, "carebot-down-", 2)
+        up_spare(repo_root, state, 2)
         assert processes_mentioning(state), "up started nothing that names its state dir"
     finally:
-        down, left = down_spare(repo_root, state) if state else (None, [])
+        down, left = down_spare(repo_root, state)
     assert down.returncode == 0, down.stderr
+    assert left == [], left
+
+
+def test_stale_pid_files_never_name_a_stranger(repo_root):
+    """After a reboot, or once a pid is reused, run/*.pid may name a process
+    that is not the instance's: up must start the instance all the same, and
+    neither up nor down may signal that process."""
+    stranger = subprocess.Popen(["sleep", "300"])
+    state = tempfile.mkdtemp(prefix="carebot-stale-")
+    try:
+        os.mkdir(os.path.join(state, "run"), 0o700)
+        for name in ("mysqld.pid", "pool.pid", "nginx.pid"):
+            pathlib.Path(state, "run", name).write_text(f"{stranger.pid}\n")
+        base = up_spare(repo_root, state, 1)
+        assert requests.get(f"{base}/api/health", timeout=10).json() == HEALTHY
+        assert stranger.poll() is None, "up signalled the process a stale pid file named"
+    finally:
+        down, left = down_spare(repo_root, state)
+        spared = stranger.poll() is None
+        stranger.kill()
+        stranger.wait()
+    assert down.returncode == 0, down.stderr
+    assert spared, "down signalled the process a stale pid file named"
     assert left == [], left
 
 
@@ -242,9 +264,9 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
     worker at once and a busy one after its request. Debian's multiwatch passes
     the stop on as SIGQUIT, so a worker that handled only SIGTERM died at once,
     in the middle of its request."""
-    state = None
+    state = tempfile.mkdtemp(prefix="carebot-stop-")
     try:
-        state, base = up_spare(repo_root, "carebot-stop-", 2)
+        base = up_spare(repo_root, state, 2)
         login = requests.post(f"{base}/api/auth/login", timeout=10,
                               json={"username": "customer1", "password": "password123"})
         assert login.status_code == 200, login.text
@@ -281,5 +303,4 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
         assert out[0].json()["content"] == "sent before the stop"
         assert wait_for(lambda: not alive(), 5), f"the busy worker did not stop after its request: {alive()}"
     finally:
-        if state:
-            down_spare(repo_root, state)
+        down_spare(repo_root, state)
