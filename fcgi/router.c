@@ -90,6 +90,27 @@ authenticate(struct cb_request *req)
 }
 
 /*
+ * On a route open to callers with and without a token, a token that is sent
+ * still names its user: an agent's request refreshes last_seen_at (contract
+ * section 5) wherever it goes. An unknown or expired token there is no error;
+ * the request is served as an anonymous one.
+ */
+static int
+identify(struct cb_request *req)
+{
+	const char *token = cb_auth_bearer(req->authorization);
+	int rc;
+
+	if (token == NULL)
+		return CB_OK;
+	if ((rc = cb_db_session_lookup(req->db, token, &req->user)) == CB_ERR_NOTFOUND) {
+		memset(&req->user, 0, sizeof req->user);
+		rc = CB_OK;
+	}
+	return rc;
+}
+
+/*
  * application/json, with no charset or a UTF-8 one: JSON is UTF-8 (RFC 8259),
  * so a body declared in another charset is refused rather than misread.
  */
@@ -125,6 +146,8 @@ gate(struct cb_request *req, const struct cb_route *route)
 			return rc;
 		if (!(route->roles & req->user.role))
 			return cb_forbidden(req);
+	} else if ((route->roles & CB_ROLE_USER) && (rc = identify(req)) != CB_OK) {
+		return rc;
 	}
 	/* A body sent where none is read must still be JSON: the contract's 415
 	 * and 400 hold for every request that has one. */

@@ -553,6 +553,22 @@ def test_heartbeat_refreshes_last_seen(directory):
     assert second > first
 
 
+def test_a_token_sent_where_none_is_needed_still_counts_as_the_agent_seen(directory):
+    """GET /api/departments/active is open to all, but an agent's request there is
+    still "a request the agent makes" (contract section 5); a bad token there is ignored."""
+    api = directory.api
+    agent = directory.agent(directory.department())
+    assert directory.get_user(agent["id"])["last_seen_at"] is None
+    anonymous = api.get("/api/departments/active")
+    assert anonymous.status_code == 200
+    r = api.get("/api/departments/active", token=agent["token"])
+    assert r.status_code == 200 and r.json() == anonymous.json()
+    assert directory.get_user(agent["id"])["last_seen_at"] is not None
+    for token in ("not-a-token", "0" * 64):
+        r = api.get("/api/departments/active/", token=token)
+        assert r.status_code == 200 and r.json() == anonymous.json()
+
+
 def test_heartbeat_targets(directory):
     api = directory.api
     agent = directory.agent(directory.department())
