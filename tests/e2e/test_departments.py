@@ -154,6 +154,19 @@ def test_names_are_unique_ignoring_case(directory):
     assert r.status_code == 200 and r.json()["name"] == name.upper()
 
 
+def test_names_differ_by_white_space_wherever_it_stands(directory):
+    """Only letter case is ignored: a space at the end makes another name, as one at
+    the start does (MariaDB's padding collation made 'X ' a duplicate of 'X')."""
+    api = directory.api
+    name = "Spaced " + uid()
+    directory.department(name=name)
+    for variant in (name + " ", " " + name, name + "\u00a0", name + "\t"):
+        assert directory.department(name=variant)["name"] == variant
+    assert_error(api.post("/api/departments/", token=directory.admin,
+                          json={"name": name.upper() + " "}), 409, "duplicate")
+    assert names(directory.list_all("/api/departments/")).count(name + " ") == 1
+
+
 def test_update_changes_only_what_is_given(directory):
     api = directory.api
     dept = directory.department(description="old")
