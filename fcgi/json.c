@@ -6,12 +6,91 @@
 #include "json.h"
 #include "util.h"
 
+/* The code unit of the \uXXXX escape at s[at], or -1 if there is none. */
+static long
+escape_unit(const char *s, size_t len, size_t at)
+{
+	long v = 0;
+
+	if (at + 6 > len || s[at] != '\\' || s[at + 1] != 'u')
+		return -1;
+	for (size_t k = at + 2; k < at + 6; k++) {
+		int d = isdigit((unsigned char)s[k]) ? s[k] - '0'
+		    : isxdigit((unsigned char)s[k])  ? tolower((unsigned char)s[k]) - 'a' + 10
+		                                     : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/*
+ * How many characters after s[i] (a backslash in a string) its escape takes,
+ * or -1 when it is half of a surrogate pair: UTF-8 cannot hold that, and
+ * json-c would store U+FFFD in its place, changing the text unasked.
+ */
+static long
+escape_length(const char *s, size_t len, size_t i)
+{
+	long unit = escape_unit(s, len, i);
+
+	if (unit >= 0xdc00 && unit <= 0xdfff)
+		return -1;
+	if (unit >= 0xd800 && unit <= 0xdbff) {
+		long low = escape_unit(s, len, i + 6);
+		return low >= 0xdc00 && low <= 0xdfff ? 11 : -1;
+	}
+	return 1;
+}
+
+/* Digits from s[i] on; how many. */
+static size_t
+digits(const char *s, size_t len, size_t i)
+{
+	size_t n = 0;
+
+	while (i + n < len && isdigit((unsigned char)s[i + n]))
+		n++;
+	return n;
+}
+
+/*
+ * The length of the number at s[i] as RFC 8259 writes numbers:
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, or 0 when it is not one
+ * (01, -01, 1., 1.e5, 1e).
+ */
+static size_t
+number_length(const char *s, size_t len, size_t i)
+{
+	size_t at = i + (s[i] == '-'), n = digits(s, len, at);
+
+	if (n == 0 || (n > 1 && s[at] == '0'))
+		return 0;
+	at += n;
+	if (at < len && s[at] == '.') {
+		if ((n = digits(s, len, at + 1)) == 0)
+			return 0;
+		at += 1 + n;
+	}
+	if (at < len && (s[at] == 'e' || s[at] == 'E')) {
+		at += 1 + (at + 1 < len && (s[at + 1] == '+' || s[at + 1] == '-'));
+		if ((n = digits(s, len, at)) == 0)
+			return 0;
+		at += n;
+	}
+	if (at < len && strchr(".eE+-", s[at]) != NULL)
+		return 0;
+	return at - i;
+}
+
 /*
  * json-c, even in strict mode, accepts single-quoted strings, NaN and
- * Infinity, and raw control characters inside strings. This scan rejects
- * them; json-c checks the rest of the grammar.
+ * Infinity, raw control characters inside strings, a \u escape of half a
+ * surrogate pair, and numbers such as 1. and -01. This scan rejects them;
+ * json-c checks the rest of the grammar.
  */
-static int
+static const char *
 lexically_strict(const char *s, size_t len)
 {
 	int in_string = 0;
@@ -20,30 +99,39 @@ lexically_strict(const char *s, size_t len)
 		unsigned char c = (unsigned char)s[i];
 
 		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
+			if (c == '\\') {
+				long skip = escape_length(s, len, i);
+				if (skip < 0)
+					return "the body is not valid JSON: a \\u escape names half of a "
+					       "surrogate pair";
+				i += (size_t)skip;
+			} else if (c == '"') {
 				in_string = 0;
-			else if (c < 0x20)
-				return 0;
+			} else if (c < 0x20) {
+				return "the body is not valid JSON: a control character in a string";
+			}
 		} else if (c == '"') {
 			in_string = 1;
 		} else if (c == '\'') {
-			return 0;
+			return "the body is not valid JSON: strings take double quotes";
+		} else if (c == '-' || isdigit(c)) {
+			size_t n = number_length(s, len, i);
+			if (n == 0)
+				return "the body is not valid JSON: a malformed number";
+			i += n - 1;
 		} else if (isalpha(c)) {
 			size_t n = 1;
 			while (i + n < len && isalpha((unsigned char)s[i + n]))
 				n++;
-			int exponent = n == 1 && (c == 'e' || c == 'E') && i > 0 &&
-			    isdigit((unsigned char)s[i - 1]);
-			if (!exponent && !(n == 4 && memcmp(s + i, "true", 4) == 0) &&
+			if (!(n == 4 && memcmp(s + i, "true", 4) == 0) &&
 			    !(n == 5 && memcmp(s + i, "false", 5) == 0) &&
 			    !(n == 4 && memcmp(s + i, "null", 4) == 0))
-				return 0;
+				return "the body is not valid JSON: a word that is not true, false "
+				       "or null";
 			i += n - 1;
 		}
 	}
-	return 1;
+	return NULL;
 }
 
 /*
@@ -95,11 +183,14 @@ cb_json_parse_body(const char *body, size_t len, json_object **out, struct cb_er
 	/* Only white space may follow the value. */
 	while (jerr == json_tokener_success && used < len && isspace((unsigned char)body[used]))
 		used++;
-	if (jerr != json_tokener_success || used != len || !lexically_strict(body, len)) {
+	const char *lexical = lexically_strict(body, len);
+	if (jerr != json_tokener_success || used != len || lexical != NULL) {
 		if (obj != NULL)
 			json_object_put(obj);
-		cb_error_set(
-		    e, 400, "bad_json", NULL, "%s", bad_json_why(body, len, jerr, used != len));
+		/* json-c's own complaint first: it reads the body in order. */
+		if (jerr != json_tokener_success || used != len || lexical == NULL)
+			lexical = bad_json_why(body, len, jerr, used != len);
+		cb_error_set(e, 400, "bad_json", NULL, "%s", lexical);
 		return CB_ERR_REPLY;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {

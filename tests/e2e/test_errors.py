@@ -35,7 +35,9 @@ def customer_token(api):
 def test_400_bad_json_changes_nothing(api, admin_token):
     before = departments(api, admin_token)
     cases = [b"{", b'{"name": "x",}', b"[1, 2]", b'"name"', b"{'name': 'x'}",
-             b'{"name": NaN}', b'{"name": "a"} trailing', b'{"name": "caf\xe9"}']
+             b'{"name": NaN}', b'{"name": "a"} trailing', b'{"name": "caf\xe9"}',
+             b'{"name": "x1", "n": 1.}', b'{"name": "x2", "n": -01}',
+             b'{"name": "x3\\ud800"}', b'{"name": "\\udc00x4"}']
     for body in cases:
         r = api.post("/api/departments/", token=admin_token, data=body,
                      headers={"Content-Type": "application/json"})

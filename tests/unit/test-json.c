@@ -63,6 +63,26 @@ START_TEST(body_must_be_one_json_object)
 	parse_fails("{\"a\": Infinity}", 15);
 	parse_fails("{\"a\": \"\t\"}", 10); /* a raw control character in a string */
 	parse_fails("{\"a\": 1,}", 9);
+	/* numbers json-c lets through that RFC 8259 does not */
+	parse_fails_saying("{\"a\": 1.}", 9, "the body is not valid JSON: a malformed number");
+	parse_fails("{\"a\": -01}", 10);
+	parse_fails("{\"a\": 1.e5}", 11);
+	parse_fails("{\"a\": 1e}", 9);
+	parse_fails("{\"a\": -}", 8);
+	parse_fails("{\"a\": [1, 2.]}", 14);
+	obj = parse_ok("{\"a\": [0, -0, 0.5, -10.25e-3, 1E+2, 7e0, 120]}");
+	json_object_put(obj);
+	/* half a surrogate pair: json-c would store U+FFFD instead */
+	parse_fails_saying("{\"a\": \"\\ud800\"}", 15,
+	    "the body is not valid JSON: a \\u escape names half of a surrogate pair");
+	parse_fails("{\"a\": \"\\uDC00x\"}", 16);
+	parse_fails("{\"a\": \"\\ud83d\\u0041\"}", 21);
+	parse_fails("{\"a\": \"x\\uD83D\"}", 16);
+	parse_fails("{\"a\": \"\\ude00\\ud83d\"}", 21);
+	obj = parse_ok("{\"a\": \"\\ud83d\\ude00 \\\\ud800 \\u00e9\"}");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(obj, "a")),
+	    "\xf0\x9f\x98\x80 \\ud800 \xc3\xa9");
+	json_object_put(obj);
 	/* json-c's "continue" is told apart: a bare scalar, a body cut short */
 	parse_fails("1", 1);
 	parse_fails_saying(" 12", 3, "the body must be a JSON object");
