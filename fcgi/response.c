@@ -106,6 +106,8 @@ verror(struct cb_error *e, int status, const char *code, const char *field, cons
 	e->code = code;
 	e->field = field;
 	vsnprintf(e->message, sizeof e->message, fmt, ap);
+	/* A message may quote the request (a path) or be cut inside a character. */
+	cb_utf8_scrub(e->message);
 }
 
 void

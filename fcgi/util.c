@@ -197,43 +197,57 @@ cb_utf8_length(const char *s, size_t bytes)
 	return n;
 }
 
+/* The length of the well-formed UTF-8 sequence at s[i], or 0 if there is none. */
+static size_t
+utf8_sequence(const unsigned char *s, size_t len, size_t i)
+{
+	unsigned c = s[i], cp;
+	size_t need;
+
+	if (c < 0x80)
+		return 1;
+	else if (c >= 0xC2 && c <= 0xDF)
+		need = 1, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		need = 2, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		need = 3, cp = c & 0x07;
+	else
+		return 0;
+	if (i + need >= len)
+		return 0;
+	for (size_t k = 1; k <= need; k++) {
+		if ((s[i + k] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i + k] & 0x3F);
+	}
+	/* Reject overlong forms, surrogates and code points past U+10FFFF. */
+	if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+		return 0;
+	return need + 1;
+}
+
 int
 cb_utf8_valid(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
 
-	while (i < len) {
-		unsigned c = s[i];
-		size_t need;
-		unsigned cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			need = 1, cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2, cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3, cp = c & 0x07;
-		} else {
+	for (size_t i = 0, n; i < len; i += n)
+		if ((n = utf8_sequence(s, len, i)) == 0)
 			return 0;
-		}
-		if (i + need >= len)
-			return 0;
-		for (size_t k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		/* Reject overlong forms, surrogates and code points past U+10FFFF. */
-		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-			return 0;
-		i += need + 1;
-	}
 	return 1;
+}
+
+void
+cb_utf8_scrub(char *str)
+{
+	unsigned char *s = (unsigned char *)str;
+	size_t len = strlen(str), n;
+
+	for (size_t i = 0; i < len; i += n ? n : 1)
+		if ((n = utf8_sequence(s, len, i)) == 0)
+			s[i] = '?';
 }
 
 int

@@ -55,6 +55,8 @@ void cb_format_utc(char out[32], unsigned year, unsigned month, unsigned day, un
 size_t cb_utf8_length(const char *s, size_t bytes);
 /* Non-zero when s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 int cb_utf8_valid(const char *s, size_t len);
+/* Turns every byte of s that is not part of well-formed UTF-8 into '?', in place. */
+void cb_utf8_scrub(char *s);
 /* Parse a whole decimal integer in [min, max]; CB_OK or CB_ERR. */
 int cb_parse_int(const char *s, long long min, long long max, long long *out);
 /* Current time in milliseconds since the epoch. */

@@ -45,6 +45,17 @@ def test_400_bad_json_changes_nothing(api, admin_token):
     assert departments(api, admin_token) == before
 
 
+def test_error_bodies_are_utf8_whatever_the_path(api, admin_token):
+    """The 404 quotes the path; bytes of it that are not UTF-8 must not reach the JSON."""
+    for path, token in [("/api/users/%ff", None), ("/api/nope%c3%28", None),
+                        ("/api/caf%c3%a9%ed%a0%80", admin_token), ("/api/" + "%e2%82%ac" * 200, None)]:
+        r = api.get(path, token=token)
+        assert r.status_code == 404, (path, r.text)
+        body = json.loads(r.content.decode("utf-8"))  # raises on a byte that is not UTF-8
+        assert body["error"]["code"] == "not_found"
+        assert body["error"]["message"].startswith("no such path: /api/")
+
+
 def test_400_bad_request_for_malformed_queries(api, admin_token):
     for query in ["?limit=abc", "?limit=-1", "?offset=x", "?limit=%zz", "?limit=1%"]:
         r = api.get("/api/users/" + query, token=admin_token)

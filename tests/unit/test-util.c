@@ -28,6 +28,19 @@ START_TEST(utf8_valid_rejects_malformed)
 }
 END_TEST
 
+START_TEST(utf8_scrub_leaves_only_well_formed_text)
+{
+	char path[] = "/api/x\xff/caf\xc3\xa9/\xc3(/\xed\xa0\x80/\xe2\x82";
+	char whole[] = "\xf0\x9f\x98\x80 \xe2\x82\xac";
+
+	cb_utf8_scrub(path);
+	ck_assert_str_eq(path, "/api/x?/caf\xc3\xa9/?(/???/??");
+	ck_assert(cb_utf8_valid(path, strlen(path)));
+	cb_utf8_scrub(whole);
+	ck_assert_str_eq(whole, "\xf0\x9f\x98\x80 \xe2\x82\xac");
+}
+END_TEST
+
 START_TEST(utf8_length_counts_code_points)
 {
 	ck_assert_uint_eq(cb_utf8_length("abc", 3), 3);
@@ -116,6 +129,7 @@ cb_suite_util(void)
 
 	tcase_add_test(tc, utf8_valid_accepts_well_formed);
 	tcase_add_test(tc, utf8_valid_rejects_malformed);
+	tcase_add_test(tc, utf8_scrub_leaves_only_well_formed_text);
 	tcase_add_test(tc, utf8_length_counts_code_points);
 	tcase_add_test(tc, parse_int_whole_numbers_in_range);
 	tcase_add_test(tc, buf_grows_and_formats);
