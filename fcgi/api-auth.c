@@ -44,6 +44,15 @@ login(struct cb_request *req)
 	    (rc = cb_json_string(
 	         req->json, "password", CB_F_REQUIRED, 1, CB_PASSWORD_MAX, &password, &req->error)))
 		return rc;
+	/* Every attempt counts, good or bad, before its password is looked at. */
+	long long retry_after;
+	if ((rc = cb_db_login_attempt(req->db, req->remote_addr, &retry_after)) != CB_OK)
+		return rc;
+	if (retry_after > 0) {
+		cb_reply_header(req, "Retry-After: %lld", retry_after);
+		return cb_fail(req, 429, "rate_limited", NULL,
+		    "too many login attempts from this address; try again in %lld s", retry_after);
+	}
 	rc = cb_db_query(req->db, &res,
 	    "SELECT id, password_hash FROM users WHERE username = ? AND is_active", "s",
 	    username.s);

@@ -169,3 +169,71 @@ cb_db_sessions_revoke_user(struct cb_db *db, long long user_id, long long keep)
 	    "  AND revoked_at IS NULL AND expires_at > NOW(3)",
 	    "ii", user_id, keep);
 }
+
+struct login_attempt {
+	const char *address;
+	long long retry_after;
+};
+
+static int
+login_attempt_tx(struct cb_db *db, void *arg)
+{
+	struct login_attempt *a = arg;
+	struct cb_res *res;
+
+	a->retry_after = 0;
+	/* The address's row is locked until COMMIT: its attempts are counted one at a time. */
+	int rc = cb_db_exec(db,
+	    "INSERT INTO login_limits (address) VALUES (?) "
+	    "ON DUPLICATE KEY UPDATE last_at = NOW(3)",
+	    "s", a->address);
+	if (rc == CB_OK)
+		rc = cb_db_exec(db,
+		    "DELETE FROM login_attempts WHERE address = ? "
+		    "  AND attempted_at <= NOW(3) - INTERVAL " CB_STR(
+		        CB_LOGIN_WINDOW_SECONDS) " SECOND",
+		    "s", a->address);
+	if (rc == CB_OK)
+		rc = cb_db_query_one(db, &res,
+		    "SELECT COUNT(*) AS n, CEIL(TIMESTAMPDIFF(MICROSECOND, NOW(3), "
+		    "  MIN(attempted_at) + INTERVAL " CB_STR(
+		        CB_LOGIN_WINDOW_SECONDS) " SECOND) / 1000000) AS wait "
+		                                 "FROM login_attempts WHERE address = ?",
+		    "s", a->address);
+	if (rc != CB_OK)
+		return rc;
+	long long n = cb_res_int(res, 0, "n"), wait = cb_res_int(res, 0, "wait");
+	cb_res_free(res);
+	if (n >= CB_LOGIN_ATTEMPTS) {
+		a->retry_after = wait < 1 ? 1 : wait;
+		return CB_ERR_CONFLICT; /* rolled back: a refused attempt is not counted */
+	}
+	return cb_db_exec(db,
+	    "INSERT INTO login_attempts (address, attempted_at) VALUES (?, NOW(3))", "s",
+	    a->address);
+}
+
+int
+cb_db_login_attempt(struct cb_db *db, const char *address, long long *retry_after)
+{
+	struct login_attempt a = {.address = address != NULL ? address : ""};
+	int rc = cb_db_tx(db, login_attempt_tx, &a);
+
+	*retry_after = a.retry_after;
+	return rc == CB_ERR_CONFLICT && a.retry_after > 0 ? CB_OK : rc;
+}
+
+int
+cb_db_login_sweep(struct cb_db *db)
+{
+	int rc = cb_db_exec(db,
+	    "DELETE FROM login_attempts WHERE attempted_at <= NOW(3) - INTERVAL " CB_STR(
+	        CB_LOGIN_WINDOW_SECONDS) " SECOND",
+	    "");
+	if (rc == CB_OK)
+		rc = cb_db_exec(db,
+		    "DELETE FROM login_limits WHERE last_at <= NOW(3) - INTERVAL " CB_STR(
+		        CB_LOGIN_WINDOW_SECONDS) " SECOND",
+		    "");
+	return rc;
+}

@@ -20,4 +20,16 @@ int cb_db_session_revoke(struct cb_db *db, long long session_id);
 /* Ends every live session of user_id but keep (0: none), e.g. the caller's own. */
 int cb_db_sessions_revoke_user(struct cb_db *db, long long user_id, long long keep);
 
+/* The login limit of contract section 3: attempts per client address in any window. */
+#define CB_LOGIN_ATTEMPTS 10
+#define CB_LOGIN_WINDOW_SECONDS 60
+/*
+ * Counts a login attempt from address. *retry_after is 0 when the attempt may
+ * go ahead (it is then counted), else the seconds until the oldest counted
+ * attempt leaves the window (a refused attempt is not counted).
+ */
+int cb_db_login_attempt(struct cb_db *db, const char *address, long long *retry_after);
+/* Forgets the attempts that have left the window, of every address. */
+int cb_db_login_sweep(struct cb_db *db);
+
 #endif

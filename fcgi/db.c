@@ -260,6 +260,10 @@ cb_db_sql_changes_state(const char *sql)
 	    "INSERT INTO idempotency_keys ",
 	    "UPDATE idempotency_keys ",
 	    "DELETE FROM idempotency_keys ",
+	    "INSERT INTO login_limits ",
+	    "INSERT INTO login_attempts ",
+	    "DELETE FROM login_attempts ",
+	    "DELETE FROM login_limits ",
 	    "UPDATE users SET last_seen_at = NOW(3) WHERE ",
 	};
 
