@@ -327,8 +327,8 @@ transfer(struct cb_request *req)
 	         req->json, "department_id", CB_F_REQUIRED, 1, CB_ID_MAX, &dept, &req->error)) ||
 	    (rc = cb_json_int(
 	         req->json, "agent_id", CB_F_NULLABLE, 1, CB_ID_MAX, &agent, &req->error)) ||
-	    (rc = cb_json_string(
-	         req->json, "reason", CB_F_NULLABLE, 0, CB_REASON_MAX, &reason, &req->error)))
+	    (rc = cb_json_string(req->json, "reason", CB_F_NULLABLE | CB_F_BLANK_NULL, 0,
+	         CB_REASON_MAX, &reason, &req->error)))
 		return rc;
 	ch.transfer.department_id = dept.i;
 	ch.transfer.agent_id = agent.present && !agent.is_null ? agent.i : 0;

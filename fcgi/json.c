@@ -285,6 +285,10 @@ cb_json_string(json_object *obj, const char *key, unsigned flags, size_t min, si
 		    "%s must be %zu to %zu characters long", key, min, max);
 		return CB_ERR_REPLY;
 	}
+	if ((flags & CB_F_BLANK_NULL) && blank(s)) {
+		f->is_null = 1;
+		return CB_OK;
+	}
 	if ((flags & CB_F_NOTBLANK) && blank(s)) {
 		cb_error_set(
 		    e, 422, "validation_error", key, "%s must not be only white space", key);

@@ -13,6 +13,7 @@
 #define CB_F_REQUIRED 0x1u /* absent → 422 */
 #define CB_F_NULLABLE 0x2u /* an explicit null is accepted (f->is_null) */
 #define CB_F_NOTBLANK 0x4u /* strings: not only white space */
+#define CB_F_BLANK_NULL 0x8u /* strings: empty or only white space reads as null */
 
 struct cb_field {
 	int present; /* the key is in the body */

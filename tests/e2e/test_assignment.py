@@ -212,6 +212,19 @@ def test_transfer_to_a_department_assigns_there_by_load(w):
     assert w.user(a["id"])["active_chats"] == 0
 
 
+def test_a_blank_transfer_reason_is_no_reason(w):
+    """ " Reason: <reason>" only if given: empty or white-space-only counts as not given."""
+    a, b, c = w.department(), w.department(), w.department()
+    chat = w.chat(w.customer(), department_id=a["id"])
+    for dst, reason in ((b, "  \t\u3000 "), (c, "")):
+        ok(w.api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin,
+                      json={"department_id": dst["id"], "reason": reason}))
+    assert [t["reason"] for t in w.get_chat(chat["id"])["transfers"]] == [None, None]
+    notes = [m["content"] for m in w.messages(chat["id"]) if m["content"].startswith("Chat transferred")]
+    assert len(notes) == 2 and all(n.endswith(".") and "Reason:" not in n for n in notes), notes
+    assert notes[0].startswith(f"Chat transferred from {a['name']} to {b['name']} by ")
+
+
 def test_transfer_to_a_named_agent(w):
     src, dst = w.department(), w.department()
     a = w.agent(src["id"], presence="available")

@@ -117,6 +117,14 @@ START_TEST(string_fields_check_type_length_and_blankness)
 	ck_assert(!f.present);
 	ck_assert_int_eq(cb_json_string(obj, "blank", CB_F_NOTBLANK, 1, 10, &f, &e), CB_ERR_REPLY);
 	ck_assert_int_eq(cb_json_string(obj, "blank", 0, 1, 10, &f, &e), CB_OK);
+	ck_assert_str_eq(f.s, "  \t");
+	/* blank reads as null where a field may be left out: a transfer's reason */
+	ck_assert_int_eq(
+	    cb_json_string(obj, "blank", CB_F_NULLABLE | CB_F_BLANK_NULL, 0, 10, &f, &e), CB_OK);
+	ck_assert(f.present && f.is_null && f.s == NULL);
+	ck_assert_int_eq(
+	    cb_json_string(obj, "name", CB_F_NULLABLE | CB_F_BLANK_NULL, 0, 10, &f, &e), CB_OK);
+	ck_assert(!f.is_null && f.s != NULL);
 	ck_assert_int_eq(cb_json_string(obj, "nul", 0, 0, 10, &f, &e), CB_ERR_REPLY);
 	ck_assert_int_eq(cb_json_string(obj, "z", 0, 0, 10, &f, &e), CB_ERR_REPLY);
 	ck_assert_int_eq(cb_json_string(obj, "z", CB_F_NULLABLE, 0, 10, &f, &e), CB_OK);
