@@ -85,10 +85,13 @@ reassign(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
 	}
 	if ((rc = cb_db_ensure(db)) != CB_OK)
 		return rc;
-	rc = cb_db_reassign(db, after, &counts);
-	/* Cron runs this every minute: it also forgets login attempts past their window. */
+	/*
+	 * Cron runs this every minute: it also forgets login attempts past their
+	 * window, first, so that a failure leaves the queues as they were.
+	 */
+	rc = cb_db_login_sweep(db);
 	if (rc == CB_OK)
-		rc = cb_db_login_sweep(db);
+		rc = cb_db_reassign(db, after, &counts);
 	if (rc == CB_OK)
 		printf("assigned=%d requeued=%d timed_out=%d\n", counts.assigned, counts.requeued,
 		    counts.timed_out);
