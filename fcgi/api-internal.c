@@ -104,6 +104,23 @@ chat_allowed(struct cb_request *req, long long chat_id, int *allowed)
 	return rc;
 }
 
+/* Does the agent or department behind a channel exist (for admins, who may ask for any)? */
+static int
+channel_exists(struct cb_request *req, enum channel kind, long long id, int *exists)
+{
+	struct cb_res *res;
+	int rc = cb_db_query_one(req->db, &res,
+	    kind == CH_AGENT
+	        ? "SELECT 1 AS present FROM users WHERE id = ? AND role = 'agent'"
+	        : "SELECT 1 AS present FROM departments WHERE id = ? AND deleted_at IS NULL",
+	    "i", id);
+
+	*exists = rc == CB_OK;
+	if (rc == CB_OK)
+		cb_res_free(res);
+	return rc == CB_ERR_NOTFOUND ? CB_OK : rc;
+}
+
 static int
 authorize(struct cb_request *req)
 {
@@ -138,6 +155,10 @@ authorize(struct cb_request *req)
 		    (req->user.role == CB_ROLE_AGENT && req->user.department_id == id);
 		break;
 	}
+	/* As for chats: a channel of nothing is 403, for admins too. */
+	if (allowed && kind != CH_CHAT && req->user.role == CB_ROLE_ADMIN &&
+	    (rc = channel_exists(req, kind, id, &allowed)) != CB_OK)
+		return rc;
 	if (!allowed)
 		return cb_forbidden(req);
 	cb_reply_empty(req, 204);

@@ -107,6 +107,13 @@ def test_subscriptions_are_authorised(transport, base_url, org, admin_token):
     assert status(f"department/{dept['id']}", token=agent["token"]) in accepted
     assert status(f"department/{dept['id']}", token=stranger["token"]) == 403
     assert status(f"department/{dept['id']}", token=customer["token"]) == 403
+    # channels of nothing are refused to admins too: no such agent (a customer is
+    # none either), no such department, a deleted one
+    gone = org.department()
+    assert org.api.delete(f"/api/departments/{gone['id']}", token=admin_token).status_code == 204
+    for channel in ["agent/999999999", f"agent/{customer['id']}", "department/999999999",
+                    f"department/{gone['id']}"]:
+        assert status(channel, token=admin_token) == 403, channel
 
 
 def check_envelope(event):
