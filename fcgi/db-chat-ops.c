@@ -569,11 +569,13 @@ transfer_record(struct cb_db *db, const struct cb_user *who, const struct cb_cha
 	int rc = cb_db_chat_state(db, before->id, &now);
 
 	if (rc == CB_OK)
+		/* Dated when the chat entered the target queue, not after its assignment. */
 		rc = cb_db_exec(db,
 		    "INSERT INTO transfers (chat_id, from_department_id, to_department_id, from_agent_id, "
-		    "to_agent_id, reason, transferred_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		    "iiiIIsi", before->id, before->department_id, in->department_id,
-		    before->agent_id, now.agent_id, in->reason, who->id);
+		    "to_agent_id, reason, transferred_by, created_at) "
+		    "SELECT id, ?, ?, ?, ?, ?, ?, queued_at FROM chats WHERE id = ?",
+		    "iiIIsii", before->department_id, in->department_id, before->agent_id,
+		    now.agent_id, in->reason, who->id, before->id);
 	if (rc == CB_OK)
 		rc = cb_db_query(db, &res,
 		    "SELECT id, chat_id, from_department_id, to_department_id, from_agent_id, to_agent_id, "

@@ -205,6 +205,8 @@ def test_transfer_to_a_department_assigns_there_by_load(w):
     (t,) = full["transfers"]
     assert (t["from_department_id"], t["to_department_id"], t["from_agent_id"], t["to_agent_id"],
             t["reason"], t["transferred_by"]) == (src["id"], dst["id"], a["id"], b["id"], "needs tech", a["id"])
+    # the record is dated when the chat entered the target queue, before its assignment
+    assert t["created_at"] == full["queued_at"] and ts(t["created_at"]) <= ts(full["assigned_at"])
     msgs = [m["content"] for m in w.messages(chat["id"])]
     text = f"Chat transferred from {src['name']} to {dst['name']} by Ann Source. Reason: needs tech"
     assert msgs[0] == "hello" and text in msgs
