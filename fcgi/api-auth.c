@@ -58,7 +58,13 @@ login(struct cb_request *req)
 	    username.s);
 	if (rc != CB_OK)
 		return rc;
-	const char *stored = res->nrows ? cb_res_str(res, 0, "password_hash") : NULL;
+	/*
+	 * MariaDB's collation also matches "alicé_cc" or "alice_cc " to alice_cc;
+	 * only a name a user could have (README 11) is taken, in any letter case.
+	 */
+	const char *stored = res->nrows && cb_valid_username(username.s)
+	    ? cb_res_str(res, 0, "password_hash")
+	    : NULL;
 	/* Unknown user, guest without password, wrong password: one answer for all. */
 	if (!cb_auth_password_ok(password.s, stored))
 		rc = cb_fail(req, 401, "unauthorized", NULL, "wrong username or password");
