@@ -79,7 +79,7 @@ number_length(const char *s, size_t len, size_t i)
 			return 0;
 		at += n;
 	}
-	if (at < len && strchr(".eE+-", s[at]) != NULL)
+	if (at < len && s[at] != '\0' && strchr(".eE+-", s[at]) != NULL)
 		return 0;
 	return at - i;
 }
