@@ -568,8 +568,8 @@ transfer_record(struct cb_db *db, const struct cb_user *who, const struct cb_cha
 	struct cb_res *res;
 	int rc = cb_db_chat_state(db, before->id, &now);
 
+	/* Dated when the chat entered the target queue, not after its assignment. */
 	if (rc == CB_OK)
-		/* Dated when the chat entered the target queue, not after its assignment. */
 		rc = cb_db_exec(db,
 		    "INSERT INTO transfers (chat_id, from_department_id, to_department_id, from_agent_id, "
 		    "to_agent_id, reason, transferred_by, created_at) "

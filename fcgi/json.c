@@ -188,9 +188,9 @@ cb_json_parse_body(const char *body, size_t len, json_object **out, struct cb_er
 		if (obj != NULL)
 			json_object_put(obj);
 		/* json-c's own complaint first: it reads the body in order. */
-		if (jerr != json_tokener_success || used != len || lexical == NULL)
-			lexical = bad_json_why(body, len, jerr, used != len);
-		cb_error_set(e, 400, "bad_json", NULL, "%s", lexical);
+		int parsed = jerr == json_tokener_success && used == len;
+		cb_error_set(e, 400, "bad_json", NULL, "%s",
+		    parsed ? lexical : bad_json_why(body, len, jerr, used != len));
 		return CB_ERR_REPLY;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
