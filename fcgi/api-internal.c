@@ -17,7 +17,8 @@
 
 enum channel { CH_CHAT, CH_AGENT, CH_DEPARTMENT };
 
-/* "/ws/chat/7?token=..." → kind and id; CB_ERR when it is no channel path. */
+/* "/ws/chat/7?token=..." (or "/ws/chat/7/") → kind and id; CB_ERR when it is
+ * no channel path. */
 static int
 parse_channel(const char *uri, enum channel *kind, long long *id)
 {
@@ -33,7 +34,7 @@ parse_channel(const char *uri, enum channel *kind, long long *id)
 
 	if (uri == NULL)
 		return CB_ERR;
-	char *path = xstrndup(uri, strcspn(uri, "?"));
+	char *path = cb_path_clean(uri);
 	for (size_t i = 0; rc != CB_OK && i < CB_ARRAY_LEN(kinds); i++) {
 		unsigned n;
 		if (cb_router_match(kinds[i].pattern, path, id, &n)) {

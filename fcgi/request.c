@@ -115,9 +115,8 @@ cb_query_int(struct cb_request *req, const char *name, long long min, long long 
 	    min, cap ? " up" : "");
 }
 
-/* Strips the query string and any trailing slash (but not the root's). */
-static char *
-clean_path(const char *uri)
+char *
+cb_path_clean(const char *uri)
 {
 	size_t len = strcspn(uri, "?");
 
@@ -166,7 +165,7 @@ cb_request_read(struct cb_request *req, FCGX_Request *fcgx)
 	uri = param(fcgx, "DOCUMENT_URI");
 	if (uri == NULL)
 		uri = param(fcgx, "REQUEST_URI");
-	req->path = clean_path(uri ? uri : "/");
+	req->path = cb_path_clean(uri ? uri : "/");
 	req->content_type = param(fcgx, "CONTENT_TYPE");
 	req->remote_addr = param(fcgx, "REMOTE_ADDR");
 	req->authorization = param(fcgx, "HTTP_AUTHORIZATION");

@@ -64,6 +64,9 @@ struct cb_request {
  */
 int cb_request_read(struct cb_request *req, FCGX_Request *fcgx);
 void cb_request_free(struct cb_request *req);
+/* A request URI's path: without the query string and any trailing slash
+ * (but the root's), so "/api/chats/" is "/api/chats". Caller frees. */
+char *cb_path_clean(const char *uri);
 /* Parses a query string into req->query; CB_OK or CB_ERR (bad encoding). */
 int cb_request_parse_query(struct cb_request *req, const char *qs);
 const char *cb_query_get(const struct cb_request *req, const char *name);

@@ -116,6 +116,26 @@ def test_subscriptions_are_authorised(transport, base_url, org, admin_token):
         assert status(channel, token=admin_token) == 403, channel
 
 
+def test_a_trailing_slash_is_the_same_channel(transport, base_url, org, admin_token):
+    dept = org.department()
+    customer, other_customer = org.customer(), org.customer()
+    chat = org.chat(customer, dept)
+    slash = f"chat/{chat['id']}/"
+
+    def status(channel, **auth):
+        return rt.subscription_status(transport, base_url, channel, **auth)
+
+    assert status(slash) == 401
+    assert status(slash, token=other_customer["token"]) == 403
+    sub = transport(base_url, slash, token=customer["token"]).start()
+    try:
+        org.say(customer["token"], chat, "through the slash")
+        events = sub.wait_for(lambda evs: any(e["type"] == "message.created" for e in evs))
+    finally:
+        sub.close()
+    assert [e["data"]["content"] for e in events if e["type"] == "message.created"] == ["through the slash"]
+
+
 def check_envelope(event):
     assert set(event) == {"type", "chat_id", "at", "data"}, event
     assert TIME_RE.match(event["at"]), event

@@ -1,4 +1,5 @@
 /* test-router.c - path patterns and the token primitives the gate relies on (fcgi/router.c, fcgi/auth.c). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -24,6 +25,26 @@ START_TEST(patterns_match_ids)
 	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/9999999999999999", ids, &n));
 	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/1/messages", ids, &n));
 	ck_assert(!cb_router_match("/api/chats", "/api/chat", ids, &n));
+}
+END_TEST
+
+START_TEST(paths_lose_their_query_and_trailing_slashes)
+{
+	static const char *cases[][2] = {
+	    {"/api/chats/", "/api/chats"},
+	    {"/api/chats//?limit=5", "/api/chats"},
+	    {"/ws/chat/7/?token=x/", "/ws/chat/7"},
+	    {"/ws/chat/7?token=/", "/ws/chat/7"},
+	    {"/", "/"},
+	    {"//", "/"},
+	    {"/?a=b", "/"},
+	};
+
+	for (size_t i = 0; i < CB_ARRAY_LEN(cases); i++) {
+		char *path = cb_path_clean(cases[i][0]);
+		ck_assert_str_eq(path, cases[i][1]);
+		free(path);
+	}
 }
 END_TEST
 
@@ -85,6 +106,7 @@ cb_suite_router(void)
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, patterns_match_ids);
+	tcase_add_test(tc, paths_lose_their_query_and_trailing_slashes);
 	tcase_add_test(tc, bearer_header_parsing);
 	tcase_add_test(tc, tokens_are_random_and_hashed);
 	tcase_add_test(tc, passwords_verify_only_themselves);
