@@ -1,0 +1,185 @@
+"""The production install of contract section 1: `make install` puts
+carebot-fcgi, carebot-admin, the schema and an nginx config on the host, and
+each of them works as installed (README 9).
+
+The installed carebot-admin migrates and seeds a database of its own on the
+test instance's MariaDB from the installed schema, and the installed nginx
+config, with only its host paths pointed at this instance, is served by an
+nginx of its own in front of the test instance's workers."""
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+
+import pytest
+import requests
+
+import rt
+from test_ops import HEALTHY, UnixHTTPConnection, assert_error, free_port, wait_for
+
+NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+
+
+@pytest.fixture(scope="module")
+def installed(repo_root):
+    """make install DESTDIR=...: the installed tree's prefix directory."""
+    build = repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build")
+    dest = pathlib.Path(tempfile.mkdtemp(prefix="carebot-install-"))
+    try:
+        done = subprocess.run(["make", "-C", str(build), "install", f"DESTDIR={dest}"],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        admins = list(dest.glob("**/bin/carebot-admin"))
+        assert len(admins) == 1, admins
+        yield admins[0].parent.parent
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def test_make_install_puts_the_binaries_the_schema_and_the_nginx_config(installed, repo_root):
+    for name in ("carebot-fcgi", "carebot-admin"):
+        binary = installed / "bin" / name
+        assert binary.is_file() and os.access(binary, os.X_OK), binary
+    schema = sorted(p.name for p in (installed / "share" / "carebot" / "schema").iterdir())
+    assert schema == sorted(p.name for p in (repo_root / "schema").glob("*.sql"))
+    example = installed / "share" / "carebot" / "nginx" / "carebot.conf.example"
+    assert example.read_bytes() == (repo_root / "nginx" / "carebot.conf.example").read_bytes()
+
+
+def root_sql(state_dir, statement):
+    done = subprocess.run(["mariadb", f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
+                           "--batch", "--skip-column-names", "-e", statement],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_installed_admin_migrates_and_seeds_from_the_installed_schema(installed, state_dir):
+    db = "carebot_install_test"
+    conf_text = (state_dir / "carebot.conf").read_text()
+    conf_text = re.sub(r"(?m)^db_name\s*=.*$", f"db_name = {db}", conf_text)
+    conf_text = re.sub(r"(?m)^schema_dir\s*=.*$", "", conf_text)
+    conf_text += f"\nschema_dir = {installed / 'share' / 'carebot' / 'schema'}\n"
+    work = pathlib.Path(tempfile.mkdtemp(prefix="carebot-install-conf-"))
+    conf = work / "carebot.conf"
+    conf.write_text(conf_text)
+    root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
+                        f"GRANT ALL PRIVILEGES ON {db}.* TO 'carebot'@'localhost'; "
+                        f"GRANT ALL PRIVILEGES ON {db}.* TO 'carebot'@'127.0.0.1';")
+    admin = str(installed / "bin" / "carebot-admin")
+    try:
+        migrate = subprocess.run([admin, "-c", str(conf), "migrate"],
+                                 capture_output=True, text=True, timeout=120)
+        assert migrate.returncode == 0, migrate.stderr
+        applied = [line.split()[1] for line in migrate.stdout.splitlines() if line.startswith("applied ")]
+        assert applied == sorted(p.name for p in (installed / "share" / "carebot" / "schema").iterdir())
+        seed = subprocess.run([admin, "-c", str(conf), "seed"],
+                              capture_output=True, text=True, timeout=120)
+        assert seed.returncode == 0, seed.stderr
+        names = root_sql(state_dir, f"SELECT name FROM {db}.departments ORDER BY name").splitlines()
+        assert names == ["Billing", "Customer Care", "Sales", "Technical Support"]
+        users = root_sql(state_dir, f"SELECT username FROM {db}.users ORDER BY username").split()
+        assert users == sorted(["admin", "alice_cc", "bob_cc", "charlie_tech", "diana_tech",
+                                "eve_sales", "frank_billing", "customer1"])
+    finally:
+        root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def example_nginx(installed, state_dir):
+    """An nginx serving the installed carebot.conf.example, its host paths
+    (the workers' socket, the publisher's socket, the logs, the port) pointed
+    at a scratch directory and at the test instance's workers: its base URL
+    and its publisher socket."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix="carebot-example-"))
+    for sub in ("log", "tmp"):
+        (work / sub).mkdir()
+    port = free_port()
+    site = (installed / "share" / "carebot" / "nginx" / "carebot.conf.example").read_text()
+    replaced = {
+        "listen 80;": f"listen 127.0.0.1:{port};",
+        "/run/carebot/fcgi.sock": str(state_dir / "run" / "fcgi.sock"),
+        "/run/carebot/nchan-pub.sock": str(work / "pub.sock"),
+        "/var/log/carebot/": f"{work / 'log'}/",
+    }
+    for old, new in replaced.items():
+        assert old in site, f"the example no longer has {old}"
+        site = site.replace(old, new)
+    (work / "carebot.conf").write_text(site)
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "".join(f"\t{kind}_temp_path {work / 'tmp' / kind};\n"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (work / "nginx.conf").write_text(
+        f"load_module {NCHAN_MODULE};\n{user}worker_processes 1;\n"
+        f"pid {work / 'nginx.pid'};\nerror_log {work / 'log' / 'error.log'} warn;\n"
+        "events { worker_connections 256; }\n"
+        f"http {{\n{temp}\tinclude {work / 'carebot.conf'};\n}}\n")
+    nginx = ["nginx", "-p", str(work), "-c", str(work / "nginx.conf"), "-e", str(work / "log" / "error.log")]
+    check = subprocess.run([*nginx, "-t"], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    started = subprocess.run(nginx, capture_output=True, text=True, timeout=30)
+    assert started.returncode == 0, started.stderr
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: (work / "nginx.pid").exists(), 10)
+        yield base, work / "pub.sock"
+    finally:
+        pid = int((work / "nginx.pid").read_text())
+        os.kill(pid, signal.SIGQUIT)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_installed_nginx_config_serves_the_api(example_nginx, admin_token):
+    base, _ = example_nginx
+
+    def health():
+        try:
+            return requests.get(f"{base}/api/health", timeout=5).json() == HEALTHY
+        except requests.RequestException:
+            return False
+
+    assert wait_for(health, 10), "the example's /api/health never answered ok"
+    r = requests.get(f"{base}/api/departments/active/", timeout=5)
+    assert r.status_code == 200 and "Customer Care" in [d["name"] for d in r.json()], r.text
+    r = requests.get(f"{base}/api/auth/me", timeout=5, headers={"Authorization": f"Bearer {admin_token}"})
+    assert r.status_code == 200 and r.json()["username"] == "admin", r.text
+    assert_error(requests.get(f"{base}/api/auth/me", timeout=5), 401, "unauthorized")
+    assert_error(requests.get(f"{base}/nowhere", timeout=5), 404, "not_found")
+    assert_error(requests.post(f"{base}/api/auth/login", timeout=5, data=b"x" * (64 * 1024 + 1),
+                               headers={"Content-Type": "application/json"}), 413, "too_large")
+    assert_error(requests.post(f"{base}/pub?id=chat/1", timeout=5, data=b"{}"), 404, "not_found")
+
+
+def test_installed_nginx_config_authorizes_and_delivers_subscriptions(example_nginx, api, admin_token):
+    base, pub_sock = example_nginx
+    customer = api.post("/api/auth/guest", json={"full_name": "Install Test"})
+    assert customer.status_code == 201, customer.text
+    chat = api.post("/api/chats/", token=customer.json()["token"], json={"subject": "install"})
+    assert chat.status_code == 201, chat.text
+    channel = f"chat/{chat.json()['id']}/"
+    assert rt.subscription_status(rt.EventSource, base, channel) == 401
+    assert rt.subscription_status(rt.EventSource, base, channel, token="0" * 64) == 401
+    # The example's own publisher socket reaches the example's subscribers.
+    sub = rt.EventSource(base, channel, token=admin_token).start()
+    try:
+        event = {"type": "message.created", "chat_id": chat.json()["id"], "at": "2026-11-25T00:00:00.000Z",
+                 "data": {"content": "through the installed config"}}
+        conn = UnixHTTPConnection(str(pub_sock))
+        try:
+            conn.request("POST", f"/pub?id=chat/{chat.json()['id']}", body=json.dumps(event),
+                         headers={"Content-Type": "application/json"})
+            assert conn.getresponse().status in (201, 202)
+        finally:
+            conn.close()
+        got = sub.wait_for(lambda evs: len(evs) >= 1, timeout=5)
+    finally:
+        sub.close()
+    assert got == [event]
