@@ -45,6 +45,34 @@ def test_400_bad_json_changes_nothing(api, admin_token):
     assert departments(api, admin_token) == before
 
 
+def test_the_request_limits_of_readme_11(api, admin_token):
+    """JSON up to 32 levels deep is read, deeper is bad_json; up to 32 query
+    parameters are read, more is bad_request; a request line over 8 KiB is
+    bad_request. Refused ones change nothing."""
+    def nested(levels, name):
+        # the object is one level, each array one more
+        return ('{"x": ' + "[" * (levels - 1) + "]" * (levels - 1) + f', "name": "{name}"}}').encode()
+
+    before = departments(api, admin_token)
+    deep = f"deep {uuid.uuid4().hex[:8]}"
+    r = api.post("/api/departments/", token=admin_token, data=nested(33, deep),
+                 headers={"Content-Type": "application/json"})
+    assert_error(r, 400, "bad_json")
+    assert "nesting too deep" in r.json()["error"]["message"]
+    assert departments(api, admin_token) == before
+    r = api.post("/api/departments/", token=admin_token, data=nested(32, deep),
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 201 and r.json()["name"] == deep, r.text
+
+    params = "&".join(f"p{i}=1" for i in range(31))
+    r = api.get(f"/api/users/?{params}&limit=1", token=admin_token)
+    assert r.status_code == 200 and len(r.json()) == 1, r.text
+    r = api.get(f"/api/users/?{params}&p31=1&limit=1", token=admin_token)
+    assert_error(r, 400, "bad_request")
+    r = api.get("/api/users/?limit=1&q=" + "x" * 9000, token=admin_token)
+    assert_error(r, 400, "bad_request")
+
+
 def test_error_bodies_are_utf8_whatever_the_path(api, admin_token):
     """The 404 quotes the path; bytes of it that are not UTF-8 must not reach the JSON."""
     for path, token in [("/api/users/%ff", None), ("/api/nope%c3%28", None),
