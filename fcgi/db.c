@@ -299,10 +299,28 @@ note_change(struct cb_db *db, const char *sql)
 		cb_cache_bump();
 }
 
-static int
-may_retry(const struct cb_db *db, const char *sql, int rc)
+/* Before attempt n (from 1) of what deadlocked: a little wait, with jitter, so the two sides part. */
+static void
+back_off(int attempt)
 {
-	return rc == CB_ERR_UNAVAILABLE && db->statements == 0 && !db->in_tx &&
+	struct timespec ts = {0, (long)(1 + rand() % (4 << attempt)) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Is a failed statement safe to run again, and worth it? A lost connection
+ * before the request did anything (see above), once; a deadlock outside a
+ * transaction, which rolled back just this statement (a heartbeat's UPDATE
+ * meeting an assignment), up to TX_ATTEMPTS times. In a transaction the
+ * whole transaction is run again instead (cb_db_tx).
+ */
+static int
+may_retry(const struct cb_db *db, const char *sql, int rc, unsigned err, int attempt)
+{
+	if (rc == CB_ERR_RETRY)
+		return err == ER_LOCK_DEADLOCK && !db->in_tx && attempt + 1 < TX_ATTEMPTS;
+	return rc == CB_ERR_UNAVAILABLE && attempt == 0 && db->statements == 0 && !db->in_tx &&
 	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "START", 5) == 0);
 }
 
@@ -312,10 +330,16 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 	struct params p;
 	int rc = CB_ERR_UNAVAILABLE;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0;; attempt++) {
 		va_list aq;
 		MYSQL_STMT *stmt;
+		unsigned err = 0;
 
+		if (attempt > 0 && rc == CB_ERR_RETRY) {
+			cb_info(
+			    "database: statement run again after a deadlock (attempt %d)", attempt);
+			back_off(attempt);
+		}
 		if (cb_db_ensure(db) != CB_OK)
 			return CB_ERR_UNAVAILABLE;
 		stmt = prepare(db, sql, &rc);
@@ -324,10 +348,12 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 			bind_params(&p, types, aq);
 			va_end(aq);
 			if (mysql_stmt_bind_param(stmt, p.bind) != 0 ||
-			    mysql_stmt_execute(stmt) != 0)
-				rc = classify(db, mysql_stmt_errno(stmt), "execute", sql);
-			else
+			    mysql_stmt_execute(stmt) != 0) {
+				err = mysql_stmt_errno(stmt);
+				rc = classify(db, err, "execute", sql);
+			} else {
 				rc = CB_OK;
+			}
 		}
 		if (rc == CB_OK) {
 			db->statements++;
@@ -337,10 +363,9 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 			*out = stmt;
 			return CB_OK;
 		}
-		if (!may_retry(db, sql, rc))
-			break;
+		if (!may_retry(db, sql, rc, err, attempt))
+			return rc;
 	}
-	return rc;
 }
 
 int
@@ -600,8 +625,9 @@ simple(struct cb_db *db, const char *sql)
 	if (rc != CB_OK)
 		return rc;
 	if (mysql_real_query(db->conn, sql, strlen(sql)) != 0) {
-		rc = classify(db, mysql_errno(db->conn), "transaction control", sql);
-		if (may_retry(db, sql, rc) && cb_db_ensure(db) == CB_OK &&
+		unsigned err = mysql_errno(db->conn);
+		rc = classify(db, err, "transaction control", sql);
+		if (may_retry(db, sql, rc, err, 0) && cb_db_ensure(db) == CB_OK &&
 		    mysql_real_query(db->conn, sql, strlen(sql)) == 0)
 			return CB_OK;
 		return rc;
@@ -615,11 +641,8 @@ cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
 	int rc = CB_ERR_RETRY;
 
 	for (int attempt = 0; attempt < TX_ATTEMPTS && rc == CB_ERR_RETRY; attempt++) {
-		if (attempt > 0) {
-			/* Back off a little, with jitter, so the two sides of a deadlock part. */
-			struct timespec ts = {0, (long)(1 + rand() % (4 << attempt)) * 1000000L};
-			nanosleep(&ts, NULL);
-		}
+		if (attempt > 0)
+			back_off(attempt);
 		rc = simple(db, "START TRANSACTION");
 		if (rc != CB_OK)
 			return rc;

@@ -180,6 +180,10 @@ cb_reply_failure(struct cb_request *req, int rc)
 	else if (rc == CB_ERR_UNAVAILABLE)
 		cb_error_set(&e, 503, "unavailable", NULL,
 		    "the database cannot be reached; nothing was done");
+	else if (rc == CB_ERR_RETRY)
+		/* Deadlocked on every attempt (db.c): rolled back each time. */
+		cb_error_set(&e, 503, "unavailable", NULL,
+		    "the database was too busy to do this; nothing was done, try again");
 	else if (rc == CB_ERR_NOTFOUND)
 		cb_error_set(&e, 404, "not_found", NULL, "no such object");
 	else if (rc == CB_ERR_DUPLICATE)

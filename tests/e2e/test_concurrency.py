@@ -1,11 +1,14 @@
 """Contract 6.2.7 under load: chats created from 16 threads while agents
 toggle presence, chats close and `carebot-admin reassign` runs, then the
 invariants (capacity, one agent per chat, counts agree, no idle agent beside
-a waiting chat); and 200 messages posted at once into one chat."""
+a waiting chat); an agent's heartbeats and presence racing its assignments
+(no 5xx); and 200 messages posted at once into one chat."""
 
+import collections
 import concurrent.futures
 import random
 import threading
+import time
 
 from chathelp import World, ok, reassign_counts
 
@@ -101,6 +104,50 @@ def test_assignment_invariants_under_concurrency(api, admin_token, token_for, ad
                 held -= 1
             assert held in (0, 1), (c["id"], m)
         assert held == {"active": 1, "waiting": 0}.get(c["status"], held), c
+
+
+def test_heartbeats_racing_assignments_never_fail(api, admin_token, token_for):
+    """An assignment holds a shared lock on the agent's row (the foreign key
+    of chats.agent_id) and then updates the row; a heartbeat's update between
+    the two was InnoDB's deadlock victim and came back as a 500."""
+    w = World(api, admin_token, token_for)
+    dept = w.department()
+    agent = w.agent(dept["id"], max_chats=100, presence="available")
+    cust = w.customer()
+    stop = threading.Event()
+    answers = collections.Counter()
+    failures = []
+
+    def note(kind, r, expected):
+        answers[kind, r.status_code] += 1
+        if r.status_code != expected:
+            failures.append((kind, r.status_code, r.text))
+
+    def heartbeats(token):
+        while not stop.is_set():
+            note("heartbeat", api.post(f"/api/users/{agent['id']}/heartbeat", token=token), 204)
+
+    def chats():
+        while not stop.is_set():
+            r = api.post("/api/chats/", token=cust["token"], json={"department_id": dept["id"]})
+            note("create", r, 201)
+            if r.status_code == 201:
+                note("close", api.put(f"/api/chats/{r.json()['id']}/close", token=agent["token"]), 200)
+
+    def presence():
+        while not stop.is_set():
+            note("presence", api.put(f"/api/users/{agent['id']}/status", token=agent["token"],
+                                     json={"status": "available"}), 200)
+
+    loops = [(heartbeats, agent["token"])] * 3 + [(heartbeats, admin_token)] * 3 + [(chats,)] * 6 + [(presence,)] * 2
+    with concurrent.futures.ThreadPoolExecutor(len(loops)) as pool:
+        running = [pool.submit(*loop) for loop in loops]
+        time.sleep(8)
+        stop.set()
+        for f in running:
+            f.result()
+    assert answers["heartbeat", 204] > 100 and answers["create", 201] > 100, answers  # the race did run
+    assert not failures, (len(failures), failures[:3], answers)
 
 
 def test_two_hundred_messages_at_once(api, admin_token, token_for):
