@@ -169,6 +169,25 @@ def test_drain_when_max_chats_rises(w):
     assert w.get_chat(third["id"])["status"] == "waiting"
 
 
+def test_lowering_max_chats_takes_nothing_away_and_holds_new_chats_back(w):
+    dept = w.department()
+    a = w.agent(dept["id"], max_chats=3, presence="available")
+    held = queue_of(w, dept["id"], 3)
+    assert [c["agent_id"] for c in held] == [a["id"]] * 3
+    ok(w.api.put(f"/api/users/{a['id']}", token=w.admin, json={"max_chats": 1}))
+    user = w.user(a["id"])
+    assert (user["active_chats"], user["status"], user["presence"]) == (3, "busy", "available")
+    assert all(w.get_chat(c["id"])["agent_id"] == a["id"] for c in held)
+    waiting = w.chat(w.customer(), department_id=dept["id"])
+    assert waiting["status"] == "waiting"
+    w.close(held[0]["id"])
+    w.close(held[1]["id"])  # 1 active of max 1: still full
+    assert w.get_chat(waiting["id"])["status"] == "waiting"
+    assert w.user(a["id"])["status"] == "busy"
+    w.close(held[2]["id"])
+    assert w.get_chat(waiting["id"])["agent_id"] == a["id"]
+
+
 def test_drain_when_an_agent_joins_the_department(w):
     dept, other = w.department(), w.department()
     a = w.agent(other["id"], presence="available")
