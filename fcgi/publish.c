@@ -23,14 +23,17 @@
 #include "publish.h"
 #include "util.h"
 
-/* After a failed publish, publishing pauses this long (a dead Nchan must not slow every request). */
+/* After a publish that got no answer, publishing pauses this long (a dead Nchan must not slow every request). */
 #define BACKOFF_MS 2000
+/* Failed publishes are logged at most once in this long (the log line counts them all). */
+#define WARN_EVERY_MS 1000
 /* The longest a connect, a send or a read may block. */
 #define IO_TIMEOUT_MS 3000
 
 static const struct cb_config *config;
 static unsigned long failures;
 static long long paused_until_ms;
+static long long warned_ms;
 static int conn = -1; /* the kept-alive connection, or -1 */
 
 /* What has been read of one response and not yet consumed. */
@@ -311,15 +314,25 @@ cb_publish(const char *channels, const char *json)
 	}
 	/* Raw, not escaped: nginx hands $arg_id to Nchan undecoded, and '/' and ',' are legal here. */
 	char *path = xasprintf("/pub?id=%s", channels);
-	rc = request("POST", path, json, &status);
+	int answered = request("POST", path, json, &status) == CB_OK;
 	/* Nchan answers 201 for a new message on a subscribed channel, 202 when nobody listens. */
-	if (rc == CB_OK && (status < 200 || status > 299))
-		rc = CB_ERR;
+	rc = answered && status >= 200 && status <= 299 ? CB_OK : CB_ERR;
 	if (rc != CB_OK) {
+		long long now = cb_now_ms();
 		failures++;
-		paused_until_ms = cb_now_ms() + BACKOFF_MS;
-		cb_warn("publish to %s failed (status %ld); %lu failures so far; pausing %d ms",
-		    channels, status, failures, BACKOFF_MS);
+		/*
+		 * No answer: Nchan is down or hung, and the next publish would wait
+		 * as long. A refusal came at once (Nchan's memory full: 500), and the
+		 * next message may fit, so that one is tried.
+		 */
+		if (!answered)
+			paused_until_ms = now + BACKOFF_MS;
+		if (now - warned_ms >= WARN_EVERY_MS) {
+			warned_ms = now;
+			cb_warn("publish to %s failed (%s); %lu failures so far%s", channels,
+			    answered ? "refused" : "no answer", failures,
+			    answered ? "" : "; pausing " CB_STR(BACKOFF_MS) " ms");
+		}
 	}
 	free(path);
 	return rc;

@@ -233,7 +233,8 @@ START_TEST(a_connection_closed_by_the_server_is_dialled_again_and_nothing_is_sen
 }
 END_TEST
 
-START_TEST(a_refusal_is_a_failure_and_publishing_pauses)
+/* Nchan answers 500 when its memory is full; the next message may fit. */
+START_TEST(a_refusal_is_a_failure_and_the_next_publish_is_tried)
 {
 	static const struct step script[] = {
 	    {"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 3\r\n\r\nerr", KEEP, 0},
@@ -241,14 +242,19 @@ START_TEST(a_refusal_is_a_failure_and_publishing_pauses)
 	};
 
 	serve(script, 2);
-	ck_assert_int_eq(cb_publish("chat/1", "{}"), CB_ERR);
-	ck_assert_int_eq(cb_publish("chat/1", "{}"), CB_ERR); /* paused: not even sent */
-	ck_assert_uint_eq(cb_publish_failures(), 2);
-	ck_assert_int_eq(count(server_log(1), "POST "), 1);
+	ck_assert_int_eq(cb_publish("chat/1", "{\"n\":1}"), CB_ERR);
+	ck_assert_int_eq(cb_publish("chat/1", "{\"n\":2}"), CB_OK);
+	ck_assert_uint_eq(cb_publish_failures(), 1);
+	char *log = server_log(0);
+	ck_assert_int_eq(count(log, "{\"n\":2}"), 1);
+	ck_assert_int_eq(count(log, "A\n"), 1);
 }
 END_TEST
 
-/* Were the unanswered publish sent again, the server would take it on a new connection. */
+/*
+ * Were the unanswered publish sent again, the server would take it on a new
+ * connection. After it, publishing pauses: the next one is not even sent.
+ */
 START_TEST(a_publisher_that_does_not_answer_is_a_failure_and_is_not_asked_twice)
 {
 	static const struct step script[] = {{OK_201, KEEP, 0}, {NULL, HANG, 0}, {OK_201, KEEP, 0}};
@@ -256,9 +262,11 @@ START_TEST(a_publisher_that_does_not_answer_is_a_failure_and_is_not_asked_twice)
 	serve(script, 3);
 	ck_assert_int_eq(cb_publish("chat/1", "{\"n\":1}"), CB_OK);
 	ck_assert_int_eq(cb_publish("chat/1", "{\"n\":2}"), CB_ERR);
-	ck_assert_uint_eq(cb_publish_failures(), 1);
+	ck_assert_int_eq(cb_publish("chat/1", "{\"n\":3}"), CB_ERR);
+	ck_assert_uint_eq(cb_publish_failures(), 2);
 	char *log = server_log(1);
 	ck_assert_int_eq(count(log, "{\"n\":2}"), 1);
+	ck_assert_int_eq(count(log, "{\"n\":3}"), 0);
 	ck_assert_int_eq(count(log, "A\n"), 1);
 }
 END_TEST
@@ -293,7 +301,7 @@ cb_suite_publish(void)
 	tcase_add_test(tc, one_connection_carries_every_kind_of_answer);
 	tcase_add_test(
 	    tc, a_connection_closed_by_the_server_is_dialled_again_and_nothing_is_sent_twice);
-	tcase_add_test(tc, a_refusal_is_a_failure_and_publishing_pauses);
+	tcase_add_test(tc, a_refusal_is_a_failure_and_the_next_publish_is_tried);
 	tcase_add_test(tc, a_publisher_that_does_not_answer_is_a_failure_and_is_not_asked_twice);
 	tcase_add_test(tc, an_answer_that_is_not_http_is_a_failure);
 	tcase_add_test(tc, nothing_listening_is_a_failure);
