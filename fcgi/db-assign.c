@@ -216,6 +216,22 @@ out:
 }
 
 int
+cb_db_agent_chats_mutex(struct cb_db *db, long long agent_id)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT id FROM chats WHERE agent_id = ? AND status = 'active' ORDER BY id", "i",
+	    agent_id);
+
+	if (rc != CB_OK)
+		return rc;
+	for (unsigned r = 0; r < res->nrows && rc == CB_OK; r++)
+		rc = cb_db_chat_mutex(db, cb_res_int(res, r, "id"));
+	cb_res_free(res);
+	return rc;
+}
+
+int
 cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *presence, int deactivate,
     struct cb_events *ev, int *requeued, int *assigned)
 {
@@ -229,7 +245,9 @@ cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *prese
 	cb_res_free(res);
 	if (dept < 0)
 		return CB_ERR_NOTFOUND;
-	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK)
+	int offline = strcmp(presence, "offline") == 0;
+	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK ||
+	    (offline && (rc = cb_db_agent_chats_mutex(db, agent_id)) != CB_OK))
 		return rc;
 	rc = cb_db_exec(db,
 	    "UPDATE users SET presence = ?, is_active = is_active AND NOT ?, updated_at = NOW(3) "
@@ -237,7 +255,7 @@ cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *prese
 	    "siiI", presence, (long long)deactivate, agent_id, dept);
 	if (rc == CB_OK && cb_db_affected(db) == 0)
 		rc = CB_ERR_RETRY; /* moved to another department meanwhile */
-	if (rc == CB_OK && strcmp(presence, "offline") == 0)
+	if (rc == CB_OK && offline)
 		rc = cb_db_assign_requeue_agent(db, agent_id, ev, requeued);
 	if (rc == CB_OK)
 		rc = cb_db_agent_status_event(db, agent_id, ev);

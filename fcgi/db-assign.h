@@ -15,8 +15,13 @@
  * max_chats, and a waiting chat is taken with "WHERE status = 'waiting'" under
  * the same lock, so no chat goes to two agents. Closing a chat only lowers a
  * load; it still takes the lock, so that the drain it ends with is not lost.
- * Locks are always taken departments first (ascending id), then chat rows,
- * and a deadlock anyway just reruns the transaction (cb_db_tx).
+ * Locks are always taken departments first (ascending id), then chats'
+ * mutexes, then rows: chats, then users. A post holds its chat's mutex while
+ * its INSERT reads the poster's row (the foreign key), so whatever locks an
+ * agent's row and then requeues the agent's chats takes their mutexes first
+ * (cb_db_agent_chats_mutex): the mutex and InnoDB each see only half of such
+ * a cycle, and it would end only when one side's 10 s wait ran out. A
+ * deadlock InnoDB does see just reruns the transaction (cb_db_tx).
  */
 #ifndef CB_DB_ASSIGN_H
 #define CB_DB_ASSIGN_H
@@ -49,6 +54,13 @@ int cb_db_assign_chat(
  */
 int cb_db_assign_requeue_agent(
     struct cb_db *db, long long agent_id, struct cb_events *ev, int *requeued);
+
+/*
+ * With the agent's department locked: takes the mutex of each of the agent's
+ * active chats, before anything locks the agent's row (see the lock order
+ * above). The department lock keeps that set of chats from growing.
+ */
+int cb_db_agent_chats_mutex(struct cb_db *db, long long agent_id);
 
 /*
  * Sets an agent's presence ("available", "busy", "offline") with every effect

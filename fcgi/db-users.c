@@ -241,14 +241,18 @@ cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in
 		                                : "only agents belong to a department");
 		return CB_ERR_REPLY;
 	}
-	/* Departments first, then the user's row (db-assign.h). */
+	/*
+	 * Departments, then the mutexes of the chats a requeue would move, then
+	 * the user's row (db-assign.h).
+	 */
+	cb_logic_user_plan(
+	    &row.st, &after, in->has_max_chats && in->max_chats > row.max_chats, &plan);
 	if ((rc = cb_db_lock_departments(db, row.st.department_id, after.department_id)) != CB_OK ||
+	    (plan.requeue && (rc = cb_db_agent_chats_mutex(db, id)) != CB_OK) ||
 	    (rc = load_row(db, id, 1, &locked)) != CB_OK)
 		return rc;
 	if (locked.st.department_id != row.st.department_id)
 		return CB_ERR_RETRY; /* moved meanwhile: our locks are the wrong ones */
-	cb_logic_user_plan(
-	    &row.st, &after, in->has_max_chats && in->max_chats > row.max_chats, &plan);
 	if (plan.check_department &&
 	    (rc = cb_db_department_usable(db, after.department_id)) == CB_ERR_NOTFOUND)
 		return department_unusable(e);

@@ -1,8 +1,9 @@
 """Contract 6.2.7 under load: chats created from 16 threads while agents
 toggle presence, chats close and `carebot-admin reassign` runs, then the
 invariants (capacity, one agent per chat, counts agree, no idle agent beside
-a waiting chat); an agent's heartbeats and presence racing its assignments
-(no 5xx); and 200 messages posted at once into one chat."""
+a waiting chat); an agent's heartbeats and presence racing its assignments,
+and its posts racing its presence (no 5xx); and 200 messages posted at once
+into one chat."""
 
 import collections
 import concurrent.futures
@@ -148,6 +149,44 @@ def test_heartbeats_racing_assignments_never_fail(api, admin_token, token_for):
             f.result()
     assert answers["heartbeat", 204] > 100 and answers["create", 201] > 100, answers  # the race did run
     assert not failures, (len(failures), failures[:3], answers)
+
+
+def test_an_agent_posting_while_its_presence_flips(api, admin_token, token_for):
+    """A post holds its chat's mutex and then reads the poster's row (the
+    foreign key of messages.sender_id); going offline held the agent's row
+    and then waited for the mutexes of its chats, to requeue them. Each
+    waited for the other until one gave up after 10 s, with a 500."""
+    w = World(api, admin_token, token_for)
+    dept = w.department()
+    agent = w.agent(dept["id"], presence="available")
+    chat = w.chat(w.customer(), department_id=dept["id"])
+    assert chat["agent_id"] == agent["id"]
+    answers = collections.Counter()
+    failures = []
+
+    def post():
+        for i in range(60):
+            r = api.post(f"/api/chats/{chat['id']}/messages", token=agent["token"], json={"content": f"m{i}"})
+            answers["post", r.status_code] += 1
+            # 403 while the chat waits for the agent to come back
+            if r.status_code not in (201, 403):
+                failures.append(("post", r.status_code, r.text))
+
+    def flip():
+        for _ in range(12):
+            for presence in ("offline", "available"):
+                r = api.put(f"/api/users/{agent['id']}/status", token=admin_token, json={"status": presence})
+                answers["flip", r.status_code] += 1
+                if r.status_code != 200:
+                    failures.append(("flip", r.status_code, r.text))
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for f in [pool.submit(post), pool.submit(flip)]:
+            f.result()
+    assert answers["post", 201] > 0 and answers["flip", 200] == 24, answers
+    assert not failures, (failures[:3], answers)
+    stored = [m["content"] for m in w.messages(chat["id"], limit=500) if m["sender_role"] == "agent"]
+    assert len(stored) == answers["post", 201]
 
 
 def test_two_hundred_messages_at_once(api, admin_token, token_for):
