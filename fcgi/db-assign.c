@@ -56,7 +56,7 @@ cb_db_agent_status_event(struct cb_db *db, long long agent_id, struct cb_events 
 		return rc;
 	json_object *dept = json_object_object_get(user, "department_id");
 	long long ids[] = {agent_id, dept ? json_object_get_int64(dept) : 0};
-	cb_events_add(ev, "agent.status", 0, user, kinds, ids, 2);
+	cb_events_add_status(ev, agent_id, user, kinds, ids, 2);
 	return CB_OK;
 }
 
@@ -150,12 +150,12 @@ cb_db_assign_drain(struct cb_db *db, long long dept, struct cb_events *ev, int *
 	for (size_t i = 0; i < placed && rc == CB_OK; i++)
 		rc = cb_db_assign_chat(
 		    db, cb_res_int(queue, (unsigned)i, "id"), agents[plan[i]].id, ev);
-	/* Agents the drain filled up now show busy (contract 5). */
+	/* Each agent who got a chat has a new active_chats, and may show busy now (contract 5). */
 	for (size_t i = 0; i < n && rc == CB_OK; i++) {
 		int got = 0;
 		for (size_t k = 0; k < placed; k++)
 			got |= plan[k] == (int)i;
-		if (got && agents[i].active_chats >= agents[i].max_chats)
+		if (got)
 			rc = cb_db_agent_status_event(db, agents[i].id, ev);
 	}
 	if (rc == CB_OK && assigned != NULL)

@@ -400,6 +400,7 @@ cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, json_object **
 	if ((rc = cb_db_chat_mutex(db, id)) != CB_OK)
 		return rc;
 	/* The customer's words come first, before any "joined" message of the drain. */
+	size_t first = ev->n;
 	if (in->message != NULL &&
 	    (rc = cb_db_message_insert(
 	         db, id, in->customer_id, "customer", in->message, 0, ev, NULL)))
@@ -410,6 +411,10 @@ cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, json_object **
 	/* The object read once for the answer and chat.waiting: its queue place is a count. */
 	if (strcmp(json_object_get_string(json_object_object_get(*chat, "status")), "waiting") == 0)
 		chat_event_of("chat.waiting", json_object_get(*chat), NULL, 0, 0, ev);
+	/* Assigned at once: its agent gets the customer's words too, as it gets the chat's later ones. */
+	else if (in->message != NULL)
+		cb_events_also_to(ev, first, "agent",
+		    json_object_get_int64(json_object_object_get(*chat, "agent_id")));
 	return CB_OK;
 }
 
@@ -590,6 +595,29 @@ transfer_record(struct cb_db *db, const struct cb_user *who, const struct cb_cha
 	    db, "chat.transferred", before->id, data, before->agent_id, before->department_id, ev);
 }
 
+/*
+ * A transferred chat left waiting in the target queue waits there like any
+ * other: chat.waiting to the chat and the target department, at position pos
+ * (right after chat.transferred, before what the drains did next).
+ */
+static int
+waiting_after_transfer(struct cb_db *db, long long chat_id, size_t pos, struct cb_events *ev)
+{
+	json_object *chat;
+	int rc = cb_db_chat_json(db, chat_id, &chat);
+
+	if (rc != CB_OK)
+		return rc;
+	if (strcmp(json_object_get_string(json_object_object_get(chat, "status")), "waiting") !=
+	    0) {
+		json_object_put(chat);
+		return CB_OK;
+	}
+	chat_event_of("chat.waiting", chat, NULL, 0, 0, ev);
+	cb_events_move_last(ev, pos);
+	return CB_OK;
+}
+
 static int
 transfer_refuse(enum cb_transfer_verdict v, struct cb_error *e)
 {
@@ -641,9 +669,13 @@ cb_db_chat_transfer(struct cb_db *db, const struct cb_user *who, long long chat_
 		rc = transfer_record(db, who, &st, in, ev);
 	if (rc == CB_OK)
 		cb_events_move_last(ev, transferred_at);
+	if (rc == CB_OK)
+		rc = waiting_after_transfer(db, chat_id, transferred_at + 1, ev);
 	if (rc == CB_OK && st.agent_id > 0)
 		rc = cb_db_assign_drain(db, st.department_id, ev, NULL);
 	if (rc == CB_OK && st.agent_id > 0)
 		rc = cb_db_agent_status_event(db, st.agent_id, ev);
+	if (rc == CB_OK && in->agent_id > 0)
+		rc = cb_db_agent_status_event(db, in->agent_id, ev);
 	return rc;
 }

@@ -54,11 +54,76 @@ cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_ob
 		}
 		ev->items[ev->n].channels = channels.data;
 		ev->items[ev->n].json = xstrdup(cb_json_text(env));
+		ev->items[ev->n].status_of = 0;
 		ev->n++;
 	} else {
 		cb_buf_free(&channels);
 	}
 	json_object_put(env);
+}
+
+/* Is channel (not NUL-terminated, len bytes) one of the comma-separated list? */
+static int
+has_channel(const char *list, const char *channel, size_t len)
+{
+	while (*list != '\0') {
+		size_t n = strcspn(list, ",");
+		if (n == len && strncmp(list, channel, len) == 0)
+			return 1;
+		list += n + (list[n] == ',');
+	}
+	return 0;
+}
+
+/* Appends to e's channels each channel of list that it does not have yet. */
+static void
+add_channels(struct cb_event *e, const char *list)
+{
+	struct cb_buf merged = {0};
+
+	cb_buf_printf(&merged, "%s", e->channels);
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		if (len > 0 && !has_channel(merged.data, p, len))
+			cb_buf_printf(&merged, ",%.*s", (int)len, p);
+		p += len + (p[len] == ',');
+	}
+	free(e->channels);
+	e->channels = merged.data;
+}
+
+void
+cb_events_add_status(struct cb_events *ev, long long agent_id, json_object *user,
+    const char *const *kinds, const long long *ids, size_t nchannels)
+{
+	size_t before = ev->n;
+
+	cb_events_add(ev, "agent.status", 0, user, kinds, ids, nchannels);
+	if (ev->n == before)
+		return;
+	struct cb_event *added = &ev->items[ev->n - 1];
+	added->status_of = agent_id;
+	for (size_t i = 0; i < ev->n - 1; i++) {
+		if (ev->items[i].status_of != agent_id)
+			continue;
+		add_channels(added, ev->items[i].channels);
+		free(ev->items[i].channels);
+		free(ev->items[i].json);
+		memmove(&ev->items[i], &ev->items[i + 1], (ev->n - 1 - i) * sizeof *ev->items);
+		ev->n--;
+		break; /* there is never more than one: each add drops the one before */
+	}
+}
+
+void
+cb_events_also_to(struct cb_events *ev, size_t i, const char *kind, long long id)
+{
+	char one[64];
+
+	if (i >= ev->n || id <= 0)
+		return;
+	snprintf(one, sizeof one, "%s/%lld", kind, id);
+	add_channels(&ev->items[i], one);
 }
 
 void

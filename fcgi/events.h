@@ -12,6 +12,7 @@
 struct cb_event {
 	char *channels; /* comma-separated Nchan ids: "chat/7,agent/3,department/1" */
 	char *json; /* {"type","chat_id","at","data"} */
+	long long status_of; /* the agent of an agent.status event, else 0 */
 };
 
 struct cb_events {
@@ -26,6 +27,16 @@ struct cb_events {
  */
 void cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_object *data,
     const char *const *kinds, const long long *ids, size_t nchannels);
+/*
+ * Appends agent.status for agent_id (takes user). One queued earlier for the
+ * same agent is dropped, its channels added to the new one: the later
+ * snapshot is what will be committed, and it still reaches a department
+ * the agent has just left.
+ */
+void cb_events_add_status(struct cb_events *ev, long long agent_id, json_object *user,
+    const char *const *kinds, const long long *ids, size_t nchannels);
+/* Adds the channel "<kind>/<id>" to event i, unless it has it already. */
+void cb_events_also_to(struct cb_events *ev, size_t i, const char *kind, long long id);
 /*
  * Moves the last event to position pos, after the first pos events: for an
  * event whose data is known only after later changes, but which must be

@@ -231,6 +231,56 @@ def test_every_event_reaches_exactly_its_channels(transport, base_url, org, admi
         assert "message.created" not in types[name] and "typing" not in types[name], types[name]
 
 
+def test_agent_status_follows_every_load_change_once_and_transfers_into_a_queue_wait(
+        base_url, org, api, admin_token):
+    """agent.status whenever an agent's active_chats or status changes (each
+    assignment too, one snapshot per change); a chat assigned on creation
+    brings its agent the customer's first words; a chat transferred into a
+    queue gets chat.waiting there, after chat.transferred."""
+    dept, empty = org.department(), org.department()
+    agent = org.agent(dept, max_chats=2)
+    customer = org.customer()
+    subs = {"agent": rt.WebSocket(base_url, f"agent/{agent['id']}", token=agent["token"]).start(),
+            "dept": rt.WebSocket(base_url, f"department/{dept['id']}", token=admin_token).start(),
+            "empty": rt.WebSocket(base_url, f"department/{empty['id']}", token=admin_token).start()}
+    try:
+        c1 = org.chat(customer, dept, message="first words")
+        c2 = org.chat(customer, dept)
+        c3 = org.chat(customer, dept)
+        assert (c1["agent_id"], c2["agent_id"], c3["status"]) == (agent["id"], agent["id"], "waiting")
+        subs["chat3"] = rt.WebSocket(base_url, f"chat/{c3['id']}", token=customer["token"]).start()
+        org.ok(api.put(f"/api/chats/{c1['id']}/close", token=agent["token"]))  # c3 takes its seat
+        r = api.post(f"/api/chats/{c3['id']}/transfer", token=agent["token"], json={"department_id": empty["id"]})
+        assert org.ok(r)["status"] == "waiting"
+        loads = lambda evs: [(e["data"]["status"], e["data"]["active_chats"])  # noqa: E731
+                             for e in evs if e["type"] == "agent.status"]
+        settled = [("available", 1), ("busy", 2), ("busy", 2), ("available", 1)]
+        subs["agent"].wait_for(lambda evs: loads(evs) == settled, timeout=5)
+        subs["chat3"].wait_for(lambda evs: "chat.waiting" in [e["type"] for e in evs], timeout=5)
+        subs["empty"].wait_for(lambda evs: "chat.waiting" in [e["type"] for e in evs], timeout=5)
+        subs["dept"].wait_for(lambda evs: len(loads(evs)) >= 4, timeout=5)
+        got = {name: s.wait_for(lambda evs: True, timeout=0) for name, s in subs.items()}
+    finally:
+        for s in subs.values():
+            s.close()
+
+    assert loads(got["agent"]) == settled, got["agent"]
+    assert loads(got["dept"]) == settled
+    user = org.ok(api.get(f"/api/users/{agent['id']}", token=admin_token))
+    assert (user["status"], user["active_chats"]) == settled[-1]
+    # the customer's first words, then the agent's arrival, then the assignment
+    c1_events = [(e["type"], e["data"].get("content")) for e in got["agent"] if e["chat_id"] == c1["id"]]
+    assert c1_events[:3] == [("message.created", "first words"),
+                             ("message.created", f"{agent['full_name']} joined the chat."),
+                             ("chat.assigned", None)], c1_events
+    # into the empty department's queue: transferred, then waiting there, first in line
+    for name in ("chat3", "empty"):
+        kinds = [e["type"] for e in got[name] if e["type"].startswith("chat.")]
+        assert kinds[-2:] == ["chat.transferred", "chat.waiting"], (name, kinds)
+        assert got[name][-1]["data"]["queue_position"] == 1 and got[name][-1]["data"]["department_id"] == empty["id"]
+    assert "chat.waiting" not in [e["type"] for e in got["agent"]]
+
+
 def test_two_hundred_concurrent_messages_arrive_once_in_id_order(base_url, org, api):
     dept = org.department()
     agent = org.agent(dept)

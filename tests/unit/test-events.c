@@ -82,6 +82,58 @@ START_TEST(move_last_keeps_the_rest_in_order)
 }
 END_TEST
 
+static json_object *
+user_with_status(const char *status)
+{
+	json_object *user = json_object_new_object();
+
+	json_object_object_add(user, "status", json_object_new_string(status));
+	return user;
+}
+
+START_TEST(a_later_agent_status_replaces_the_earlier_and_keeps_its_channels)
+{
+	static const char *const kinds[] = {"agent", "department", "department"};
+	static const char *const chat_kinds[] = {"chat"};
+	long long moved[] = {4, 2, 1}, settled[] = {4, 2, 0}, other[] = {5, 2, 0}, chat[] = {9};
+	struct cb_events ev = {0};
+
+	cb_events_add_status(&ev, 4, user_with_status("available"), kinds, moved, 3);
+	cb_events_add_status(&ev, 5, user_with_status("available"), kinds, other, 3);
+	cb_events_add(&ev, "chat.assigned", 9, json_object_new_object(), chat_kinds, chat, 1);
+	cb_events_add_status(&ev, 4, user_with_status("busy"), kinds, settled, 3);
+	ck_assert_uint_eq(ev.n, 3);
+	ck_assert_str_eq(ev.items[0].channels, "agent/5,department/2");
+	ck_assert_str_eq(ev.items[1].channels, "chat/9");
+	/* the department the agent left (1) still hears of it, once */
+	ck_assert_str_eq(ev.items[2].channels, "agent/4,department/2,department/1");
+	ck_assert_ptr_nonnull(strstr(ev.items[2].json, "\"busy\""));
+	cb_events_add_status(&ev, 4, user_with_status("available"), kinds, settled, 3);
+	ck_assert_uint_eq(ev.n, 3);
+	ck_assert_str_eq(ev.items[2].channels, "agent/4,department/2,department/1");
+	ck_assert_ptr_nonnull(strstr(ev.items[2].json, "\"available\""));
+	cb_events_clear(&ev);
+}
+END_TEST
+
+START_TEST(also_to_adds_a_channel_once)
+{
+	static const char *const kinds[] = {"chat"};
+	long long ids[] = {9};
+	struct cb_events ev = {0};
+
+	cb_events_add(&ev, "message.created", 9, json_object_new_object(), kinds, ids, 1);
+	cb_events_also_to(&ev, 0, "agent", 3);
+	cb_events_also_to(&ev, 0, "agent", 3);
+	cb_events_also_to(&ev, 0, "agent", 0);
+	cb_events_also_to(&ev, 1, "agent", 4); /* no such event */
+	ck_assert_str_eq(ev.items[0].channels, "chat/9,agent/3");
+	cb_events_also_to(&ev, 0, "agent", 30);
+	ck_assert_str_eq(ev.items[0].channels, "chat/9,agent/3,agent/30");
+	cb_events_clear(&ev);
+}
+END_TEST
+
 Suite *
 cb_suite_events(void)
 {
@@ -92,6 +144,8 @@ cb_suite_events(void)
 	tcase_add_test(tc, missing_and_repeated_channels_are_dropped);
 	tcase_add_test(tc, no_channel_no_event_and_null_chat_id);
 	tcase_add_test(tc, move_last_keeps_the_rest_in_order);
+	tcase_add_test(tc, a_later_agent_status_replaces_the_earlier_and_keeps_its_channels);
+	tcase_add_test(tc, also_to_adds_a_channel_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
