@@ -64,7 +64,11 @@ cookie(const char *header, const char *name, char *out, size_t outlen)
 	return NULL;
 }
 
-/* The subscriber's token: ?token=, then the carebot_token cookie, then the bearer header. */
+/*
+ * The subscriber's token: ?token=, then the bearer header, then the
+ * carebot_token cookie. The first one present is the one checked: what the
+ * client sent on purpose comes before what its browser sends anyway.
+ */
 static const char *
 subscriber_token(struct cb_request *req, const char *uri, char *buf, size_t buflen)
 {
@@ -82,10 +86,10 @@ subscriber_token(struct cb_request *req, const char *uri, char *buf, size_t bufl
 		free(original.query[i].value);
 	}
 	if (token == NULL)
+		token = cb_auth_bearer(req->authorization);
+	if (token == NULL)
 		token = cookie(
 		    FCGX_GetParam("HTTP_COOKIE", req->fcgx->envp), "carebot_token", buf, buflen);
-	if (token == NULL)
-		token = cb_auth_bearer(req->authorization);
 	return token;
 }
 

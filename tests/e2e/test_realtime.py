@@ -95,6 +95,10 @@ def test_subscriptions_are_authorised(transport, base_url, org, admin_token):
     assert status(f"chat/{chat['id']}", token=customer["token"]) in accepted
     assert status(f"chat/{chat['id']}", cookie=customer["token"]) in accepted
     assert status(f"chat/{chat['id']}", bearer=agent["token"]) in accepted
+    # the first form present is the one checked: ?token=, then the header, then the cookie
+    assert status(f"chat/{chat['id']}", cookie="0" * 64, bearer=customer["token"]) in accepted
+    assert status(f"chat/{chat['id']}", cookie=customer["token"], bearer="0" * 64) == 401
+    assert status(f"chat/{chat['id']}", token=customer["token"], bearer="0" * 64) in accepted
     assert status(f"chat/{chat['id']}", token=other_customer["token"]) == 403
     assert status(f"chat/{chat['id']}", token=stranger["token"]) == 403
     assert status("chat/999999999", token=admin_token) == 403  # no such chat: nothing to see
