@@ -145,6 +145,13 @@ def raw_status(base_url, method, target, body=b""):
         conn.close()
 
 
+def test_sockets_and_logs_are_the_users_alone(state_dir):
+    """run/ holds the sockets; log/ can quote a subscriber's ?token= (nginx's error log)."""
+    for sub in ("run", "log"):
+        mode = (state_dir / sub).stat().st_mode & 0o777
+        assert mode == 0o700, f"{sub}/ is {oct(mode)}"
+
+
 def test_publisher_is_not_reachable_from_outside(base_url, state_dir):
     n = random.randrange(10**8, 10**9)  # channels outlive a run: fresh ones each time
     channel = f"chat/{n}"
