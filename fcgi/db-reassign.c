@@ -21,7 +21,9 @@ sweep_reset(struct sweep *s)
 /*
  * Sets the agent offline if, under its department lock and its own row
  * lock, it is still online and still silent: a heartbeat that came in since
- * the candidates were listed saves it.
+ * the candidates were listed saves it. The mutexes of its chats come before
+ * its row (the lock order of db-assign.h): a post of its own holds one and
+ * reads the row.
  */
 static int
 timeout_tx(struct cb_db *db, void *arg)
@@ -35,7 +37,8 @@ timeout_tx(struct cb_db *db, void *arg)
 		return rc;
 	long long dept = res->nrows ? cb_res_int(res, 0, "department_id") : 0;
 	cb_res_free(res);
-	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK)
+	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK ||
+	    (rc = cb_db_agent_chats_mutex(db, s->id)) != CB_OK)
 		return rc;
 	rc = cb_db_query(db, &res,
 	    "SELECT id FROM users WHERE id = ? AND role = 'agent' AND is_active "

@@ -2,8 +2,8 @@
 toggle presence, chats close and `carebot-admin reassign` runs, then the
 invariants (capacity, one agent per chat, counts agree, no idle agent beside
 a waiting chat); an agent's heartbeats and presence racing its assignments,
-and its posts racing its presence (no 5xx); and 200 messages posted at once
-into one chat."""
+and its posts racing its presence and the reassign sweep (no 5xx); and 200
+messages posted at once into one chat."""
 
 import collections
 import concurrent.futures
@@ -187,6 +187,46 @@ def test_an_agent_posting_while_its_presence_flips(api, admin_token, token_for):
     assert not failures, (failures[:3], answers)
     stored = [m["content"] for m in w.messages(chat["id"], limit=500) if m["sender_role"] == "agent"]
     assert len(stored) == answers["post", 201]
+
+
+def test_an_agent_posting_while_reassign_times_it_out(api, admin_token, token_for, admin_cli):
+    """As above, with `reassign` setting the silent agent offline: its sweep
+    locked the agent's row before the mutexes of the agent's chats."""
+    w = World(api, admin_token, token_for)
+    dept = w.department()
+    agent = w.agent(dept["id"], presence="available")
+    chat = w.chat(w.customer(), department_id=dept["id"])
+    assert chat["agent_id"] == agent["id"]
+    stop = threading.Event()
+    answers = collections.Counter()
+    failures = []
+
+    def post():
+        i = 0
+        while not stop.is_set():
+            r = api.post(f"/api/chats/{chat['id']}/messages", token=agent["token"], json={"content": f"m{i}"})
+            i += 1
+            answers["post", r.status_code] += 1
+            if r.status_code not in (201, 403):
+                failures.append(("post", r.status_code, r.text))
+
+    def come_back():
+        while not stop.is_set():
+            r = api.put(f"/api/users/{agent['id']}/status", token=admin_token, json={"status": "available"})
+            if r.status_code != 200:
+                failures.append(("back", r.status_code, r.text))
+            time.sleep(0.05)
+
+    sweeps = []
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        side = [pool.submit(post), pool.submit(come_back)]
+        for _ in range(12):
+            sweeps.append(reassign_counts(admin_cli, "--offline-after", "0"))
+        stop.set()
+        for f in side:
+            f.result()
+    assert sum(s["timed_out"] for s in sweeps) > 0 and answers["post", 201] > 0, (sweeps, answers)
+    assert not failures, (failures[:3], answers)
 
 
 def test_two_hundred_messages_at_once(api, admin_token, token_for):
