@@ -345,17 +345,18 @@ def test_chat_events_in_order(w, api, base_url):
     assert api.post(f"/api/chats/{cid}/typing", token=cust["token"], json={"typing": True}).status_code == 204
     ok(api.post(f"/api/chats/{cid}/transfer", token=agent["token"], json={"department_id": dst["id"]}))
     ok(api.put(f"/api/chats/{cid}/close", token=cust["token"]))
-    events = channel_events(base_url, f"chat/{cid}", w.admin, lambda evs: len(evs) >= 7)
+    events = channel_events(base_url, f"chat/{cid}", w.admin, lambda evs: len(evs) >= 8)
     assert [e["type"] for e in events] == [
         "message.created", "message.created", "chat.assigned", "typing",
-        "message.created", "chat.transferred", "chat.closed"]
+        "message.created", "chat.transferred", "chat.waiting", "chat.closed"]
     assert all(e["chat_id"] == cid for e in events)
     assert events[3]["data"] == {"user_id": cust["id"], "role": "customer", "typing": True}
     moved = events[5]["data"]
     assert set(moved) == {"chat", "transfer"}
     assert moved["chat"]["department_id"] == dst["id"] and moved["chat"]["status"] == "waiting"
     assert (moved["transfer"]["from_agent_id"], moved["transfer"]["to_agent_id"]) == (agent["id"], None)
-    assert events[6]["data"]["status"] == "closed"
+    assert (events[6]["data"]["status"], events[6]["data"]["queue_position"]) == ("waiting", 1)
+    assert events[7]["data"]["status"] == "closed"
     # The previous agent and both departments hear of the transfer.
     for channel, token in ((f"agent/{agent['id']}", agent["token"]), (f"department/{dst['id']}", w.admin),
                            (f"department/{src['id']}", w.admin)):
