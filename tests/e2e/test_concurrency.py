@@ -151,26 +151,39 @@ def test_heartbeats_racing_assignments_never_fail(api, admin_token, token_for):
     assert not failures, (len(failures), failures[:3], answers)
 
 
-def test_an_agent_posting_while_its_presence_flips(api, admin_token, token_for):
-    """A post holds its chat's mutex and then reads the poster's row (the
-    foreign key of messages.sender_id); going offline held the agent's row
-    and then waited for the mutexes of its chats, to requeue them. Each
-    waited for the other until one gave up after 10 s, with a 500."""
+def an_agent_with_a_chat(api, admin_token, token_for):
+    """A fresh department whose one available agent holds one chat."""
     w = World(api, admin_token, token_for)
     dept = w.department()
     agent = w.agent(dept["id"], presence="available")
     chat = w.chat(w.customer(), department_id=dept["id"])
     assert chat["agent_id"] == agent["id"]
+    return w, agent, chat
+
+
+def agent_posts(api, agent, chat, more, answers, failures):
+    """The agent posts into its chat while more(number of posts so far) is true.
+    A 403 is no failure: the chat is waiting for the agent to come back."""
+    i = 0
+    while more(i):
+        r = api.post(f"/api/chats/{chat['id']}/messages", token=agent["token"], json={"content": f"m{i}"})
+        answers["post", r.status_code] += 1
+        if r.status_code not in (201, 403):
+            failures.append(("post", r.status_code, r.text))
+        i += 1
+
+
+def test_an_agent_posting_while_its_presence_flips(api, admin_token, token_for):
+    """A post holds its chat's mutex and then reads the poster's row (the
+    foreign key of messages.sender_id); going offline held the agent's row
+    and then waited for the mutexes of its chats, to requeue them. Each
+    waited for the other until one gave up after 10 s, with a 500."""
+    w, agent, chat = an_agent_with_a_chat(api, admin_token, token_for)
     answers = collections.Counter()
     failures = []
 
     def post():
-        for i in range(60):
-            r = api.post(f"/api/chats/{chat['id']}/messages", token=agent["token"], json={"content": f"m{i}"})
-            answers["post", r.status_code] += 1
-            # 403 while the chat waits for the agent to come back
-            if r.status_code not in (201, 403):
-                failures.append(("post", r.status_code, r.text))
+        agent_posts(api, agent, chat, lambda i: i < 60, answers, failures)
 
     def flip():
         for _ in range(12):
@@ -192,23 +205,13 @@ def test_an_agent_posting_while_its_presence_flips(api, admin_token, token_for):
 def test_an_agent_posting_while_reassign_times_it_out(api, admin_token, token_for, admin_cli):
     """As above, with `reassign` setting the silent agent offline: its sweep
     locked the agent's row before the mutexes of the agent's chats."""
-    w = World(api, admin_token, token_for)
-    dept = w.department()
-    agent = w.agent(dept["id"], presence="available")
-    chat = w.chat(w.customer(), department_id=dept["id"])
-    assert chat["agent_id"] == agent["id"]
+    _, agent, chat = an_agent_with_a_chat(api, admin_token, token_for)
     stop = threading.Event()
     answers = collections.Counter()
     failures = []
 
     def post():
-        i = 0
-        while not stop.is_set():
-            r = api.post(f"/api/chats/{chat['id']}/messages", token=agent["token"], json={"content": f"m{i}"})
-            i += 1
-            answers["post", r.status_code] += 1
-            if r.status_code not in (201, 403):
-                failures.append(("post", r.status_code, r.text))
+        agent_posts(api, agent, chat, lambda i: not stop.is_set(), answers, failures)
 
     def come_back():
         while not stop.is_set():
