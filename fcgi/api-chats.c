@@ -116,6 +116,7 @@ struct creation {
 	struct cb_request *req;
 	creation_cb make;
 	void *arg;
+	long long chat_id; /* a post into this chat, else 0 */
 	struct cb_idem idem;
 	int keyed; /* the request carries an Idempotency-Key */
 	int duplicate; /* the key is taken: replay or conflict */
@@ -135,7 +136,12 @@ creation_reset(struct creation *c)
 	c->duplicate = 0;
 }
 
-/* The key row first (so a concurrent retry waits for us), the work, then the stored answer. */
+/*
+ * The key row first (so a concurrent retry waits for us), the work, then the
+ * stored answer. A post takes its chat's mutex before the key row: the
+ * claim reads the poster's row (its foreign key), and the lock order is
+ * mutexes, then rows (db-assign.h).
+ */
 static int
 creation_tx(struct cb_db *db, void *arg)
 {
@@ -143,6 +149,8 @@ creation_tx(struct cb_db *db, void *arg)
 	int rc;
 
 	creation_reset(c);
+	if (c->chat_id > 0 && (rc = cb_db_chat_mutex(db, c->chat_id)) != CB_OK)
+		return rc;
 	if (c->keyed && (rc = cb_db_idem_claim(db, &c->idem)) != CB_OK) {
 		c->duplicate = rc == CB_ERR_DUPLICATE;
 		return rc;
@@ -157,14 +165,14 @@ creation_tx(struct cb_db *db, void *arg)
  * Runs a creation and answers 201 with its object, or replays the answer
  * stored for the same key, or refuses a key reused with another body. The
  * loop covers a stored key that expires between our claim and our lookup.
- * A standalone creation writes with one statement, so without a key it runs
+ * A post (chat_id > 0) writes with one statement, so without a key it runs
  * in autocommit: no transaction, two round trips fewer.
  */
 static int
 create_or_replay(
-    struct cb_request *req, const char *endpoint, creation_cb make, void *arg, int standalone)
+    struct cb_request *req, const char *endpoint, creation_cb make, void *arg, long long chat_id)
 {
-	struct creation c = {.req = req, .make = make, .arg = arg};
+	struct creation c = {.req = req, .make = make, .arg = arg, .chat_id = chat_id};
 	const char *key = req->idempotency_key;
 	int rc = CB_OK;
 
@@ -177,7 +185,7 @@ create_or_replay(
 		int status;
 		char *stored;
 
-		if (standalone && !c.keyed)
+		if (chat_id > 0 && !c.keyed)
 			rc = creation_tx(req->db, &c);
 		else
 			rc = cb_db_tx(req->db, creation_tx, &c);
@@ -261,7 +269,7 @@ post_message(struct cb_request *req)
 	/* Keys are scoped per chat: the same key may be reused in another chat. */
 	snprintf(endpoint, sizeof endpoint, "POST /api/chats/%lld/messages", req->ids[0]);
 	/* One INSERT, under the chat's mutex, after the checks that mutex keeps true. */
-	return create_or_replay(req, endpoint, make_message, (void *)content.s, 1);
+	return create_or_replay(req, endpoint, make_message, (void *)content.s, req->ids[0]);
 }
 
 /* ---- changes of a chat ---- */

@@ -2,7 +2,8 @@
  * db-idempotency.h - Idempotency-Key (contract section 2) for the two
  * creating endpoints. Protocol, inside the creating transaction:
  *
- *   cb_db_idem_claim   first statement: inserts the key row with placeholders.
+ *   cb_db_idem_claim   first statement (a post takes its chat's mutex before
+ *                      it): inserts the key row with placeholders.
  *                      A concurrent request with the same key blocks here on
  *                      the row lock until the first one ends; if that one
  *                      committed, the claim fails with CB_ERR_DUPLICATE.

@@ -162,11 +162,14 @@ def an_agent_with_a_chat(api, admin_token, token_for):
 
 
 def agent_posts(api, agent, chat, more, answers, failures):
-    """The agent posts into its chat while more(number of posts so far) is true.
-    A 403 is no failure: the chat is waiting for the agent to come back."""
+    """The agent posts into its chat while more(number of posts so far) is true,
+    every other post with an Idempotency-Key (its claim reads the poster's row
+    too). A 403 is no failure: the chat is waiting for the agent to come back."""
     i = 0
     while more(i):
-        r = api.post(f"/api/chats/{chat['id']}/messages", token=agent["token"], json={"content": f"m{i}"})
+        key = {"Idempotency-Key": f"{chat['id']}-{i}"} if i % 2 else None
+        r = api.post(f"/api/chats/{chat['id']}/messages", token=agent["token"], json={"content": f"m{i}"},
+                     headers=key)
         answers["post", r.status_code] += 1
         if r.status_code not in (201, 403):
             failures.append(("post", r.status_code, r.text))
