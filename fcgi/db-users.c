@@ -251,8 +251,14 @@ cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in
 	    (plan.requeue && (rc = cb_db_agent_chats_mutex(db, id)) != CB_OK) ||
 	    (rc = load_row(db, id, 1, &locked)) != CB_OK)
 		return rc;
-	if (locked.st.department_id != row.st.department_id)
-		return CB_ERR_RETRY; /* moved meanwhile: our locks are the wrong ones */
+	/*
+	 * Changed since the first read (moved, deactivated, ...): our locks may be
+	 * the wrong ones, and what we would write back, is_active included, is
+	 * stale. Decide again from the row as it now is.
+	 */
+	if (locked.st.department_id != row.st.department_id || locked.st.role != row.st.role ||
+	    locked.st.is_active != row.st.is_active || locked.max_chats != row.max_chats)
+		return CB_ERR_RETRY;
 	if (plan.check_department &&
 	    (rc = cb_db_department_usable(db, after.department_id)) == CB_ERR_NOTFOUND)
 		return department_unusable(e);

@@ -5,7 +5,9 @@ list, heartbeats; and that no response carries a password or hash. The role
 matrix of these endpoints is in test_roles_directory.py.
 """
 
+import concurrent.futures
 import datetime
+import threading
 import time
 
 import pytest
@@ -415,6 +417,35 @@ def test_reactivation_needs_a_live_department(directory):
     got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin,
                                json={"is_active": True, "department_id": new["id"]}))
     assert got["is_active"] is True and got["department_id"] == new["id"]
+
+
+def test_a_rename_racing_a_delete_or_a_reactivation_loses_neither(directory):
+    """A PUT of one field wrote back the is_active it had read before it locked
+    the row: a DELETE answered 204 and the user stayed active."""
+    api = directory.api
+    user = directory.customer()
+    stop = threading.Event()
+
+    def rename():
+        while not stop.is_set():
+            r = api.put(f"/api/users/{user['id']}", token=directory.admin, json={"full_name": "Renamed " + uid()})
+            assert r.status_code == 200, r.text
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        renamers = [pool.submit(rename) for _ in range(2)]
+        try:
+            for _ in range(15):
+                time.sleep(0.01)
+                assert api.delete(f"/api/users/{user['id']}", token=directory.admin).status_code == 204
+                time.sleep(0.03)
+                assert directory.get_user(user["id"])["is_active"] is False
+                directory.ok(api.put(f"/api/users/{user['id']}", token=directory.admin, json={"is_active": True}))
+                time.sleep(0.03)
+                assert directory.get_user(user["id"])["is_active"] is True
+        finally:
+            stop.set()
+            for f in renamers:
+                f.result()
 
 
 def test_deactivation_by_put_revokes_too(directory):
