@@ -138,9 +138,8 @@ creation_reset(struct creation *c)
 
 /*
  * The key row first (so a concurrent retry waits for us), the work, then the
- * stored answer. A post takes its chat's mutex before the key row: the
- * claim reads the poster's row (its foreign key), and the lock order is
- * mutexes, then rows (db-assign.h).
+ * stored answer. A post takes its chat's mutex before the key row, as the
+ * lock order has it: mutexes, then rows (db-assign.h).
  */
 static int
 creation_tx(struct cb_db *db, void *arg)

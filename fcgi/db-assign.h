@@ -16,12 +16,13 @@
  * the same lock, so no chat goes to two agents. Closing a chat only lowers a
  * load; it still takes the lock, so that the drain it ends with is not lost.
  * Locks are always taken departments first (ascending id), then chats'
- * mutexes, then rows: chats, then users. A post holds its chat's mutex while
- * its INSERT reads the poster's row (the foreign key), so whatever locks an
- * agent's row and then requeues the agent's chats takes their mutexes first
- * (cb_db_agent_chats_mutex): the mutex and InnoDB each see only half of such
- * a cycle, and it would end only when one side's 10 s wait ran out. A
- * deadlock InnoDB does see just reruns the transaction (cb_db_tx).
+ * mutexes, then rows: chats, then users. A cycle between a mutex and a row
+ * lock is seen whole by neither the mutex nor InnoDB, and would end only when
+ * one side's 10 s wait ran out. So whatever locks an agent's row and then
+ * requeues the agent's chats takes their mutexes first
+ * (cb_db_agent_chats_mutex), and a post, which holds its chat's mutex without
+ * its department's lock, locks no users row at all (schema/004). A deadlock
+ * InnoDB does see just reruns the transaction (cb_db_tx).
  */
 #ifndef CB_DB_ASSIGN_H
 #define CB_DB_ASSIGN_H

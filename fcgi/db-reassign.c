@@ -22,8 +22,7 @@ sweep_reset(struct sweep *s)
  * Sets the agent offline if, under its department lock and its own row
  * lock, it is still online and still silent: a heartbeat that came in since
  * the candidates were listed saves it. The mutexes of its chats come before
- * its row (the lock order of db-assign.h): a post of its own holds one and
- * reads the row.
+ * its row, as the lock order of db-assign.h has it.
  */
 static int
 timeout_tx(struct cb_db *db, void *arg)
