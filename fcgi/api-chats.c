@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db-assign.h"
 #include "db-chat-ops.h"
 #include "db-idempotency.h"
 #include "json.h"
@@ -189,7 +190,7 @@ create_or_replay(
 		else
 			rc = cb_db_tx(req->db, creation_tx, &c);
 		if (rc == CB_OK) {
-			cb_events_publish(&c.ev);
+			cb_db_events_publish(req->db, &c.ev);
 			cb_reply_raw(req, 201, c.text);
 			break;
 		}
@@ -306,7 +307,7 @@ change_reply(struct cb_request *req, struct change *ch, cb_db_tx_cb fn)
 	int rc = cb_db_tx(req->db, fn, ch);
 
 	if (rc == CB_OK) {
-		cb_events_publish(&ch->ev);
+		cb_db_events_publish(req->db, &ch->ev);
 		rc = cb_db_chat_json(req->db, req->ids[0], &chat);
 	}
 	if (rc == CB_OK)
@@ -402,7 +403,7 @@ typing(struct cb_request *req)
 		    data, "role", json_object_new_string(cb_role_name(req->user.role)));
 		json_object_object_add(data, "typing", json_object_new_boolean((json_bool)on.i));
 		cb_events_add(&ev, "typing", st.id, data, kinds, &st.id, 1);
-		cb_events_publish(&ev);
+		cb_db_events_publish(req->db, &ev);
 		cb_events_clear(&ev);
 	}
 	cb_reply_empty(req, 204);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "cache.h"
+#include "db-assign.h"
 #include "db-departments.h"
 #include "json.h"
 #include "router.h"
@@ -169,7 +170,7 @@ run(struct write *w, cb_db_tx_cb fn)
 	int rc = cb_db_tx(w->req->db, fn, w);
 
 	if (rc == CB_OK)
-		cb_events_publish(&w->ev);
+		cb_db_events_publish(w->req->db, &w->ev);
 	cb_events_clear(&w->ev);
 	if (rc == CB_ERR_DUPLICATE)
 		rc = cb_fail(

@@ -209,7 +209,7 @@ run(struct write *w, cb_db_tx_cb fn)
 
 	sodium_memzero(w->hash, sizeof w->hash);
 	if (rc == CB_OK)
-		cb_events_publish(&w->ev);
+		cb_db_events_publish(w->req->db, &w->ev);
 	cb_events_clear(&w->ev);
 	if (rc == CB_ERR_DUPLICATE)
 		rc = cb_fail(w->req, 409, "duplicate", NULL, "this username is taken");
@@ -351,7 +351,7 @@ set_status(struct cb_request *req)
 	p.status = status.s;
 	rc = cb_db_tx(req->db, presence_tx, &p);
 	if (rc == CB_OK)
-		cb_events_publish(&p.ev);
+		cb_db_events_publish(req->db, &p.ev);
 	cb_events_clear(&p.ev);
 	return rc != CB_OK ? rc : reply_user(req, 200, p.id);
 }

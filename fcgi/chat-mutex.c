@@ -67,7 +67,7 @@ ticking(int on)
  * it, so there is no window in which the wait cannot be cut short.
  */
 static int
-wait_for(struct flock *fl, long long id, int timeout_ms)
+wait_for(struct flock *fl, const char *what, long long id, int timeout_ms)
 {
 	long long deadline = cb_monotonic_ms() + timeout_ms;
 	int rc = CB_ERR_RETRY;
@@ -79,18 +79,18 @@ wait_for(struct flock *fl, long long id, int timeout_ms)
 			break;
 		}
 		if (errno == EDEADLK) {
-			cb_info("chat %lld: waiting for its mutex would deadlock; retrying", id);
+			cb_info(
+			    "%s %lld: waiting for its mutex would deadlock; retrying", what, id);
 			break;
 		}
 		if (errno != EINTR) {
-			cb_error("chat %lld: cannot lock its mutex: %s", id, strerror(errno));
+			cb_error("%s %lld: cannot lock its mutex: %s", what, id, strerror(errno));
 			rc = CB_ERR;
 			break;
 		}
 		if (cb_monotonic_ms() >= deadline) {
-			cb_warn(
-			    "chat %lld: mutex not granted within %d ms; retrying the transaction",
-			    id, timeout_ms);
+			cb_warn("%s %lld: mutex not granted within %d ms; retrying", what, id,
+			    timeout_ms);
 			break;
 		}
 	}
@@ -98,22 +98,47 @@ wait_for(struct flock *fl, long long id, int timeout_ms)
 	return rc;
 }
 
-int
-cb_chat_mutex_take(long long id, int timeout_ms)
+/* Locks the byte at offset, for the mutex of what id (for the log). */
+static int
+take(long long offset, const char *what, long long id, int timeout_ms)
 {
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = id, .l_len = 1};
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = offset, .l_len = 1};
 
 	if (fd < 0 || id <= 0) {
-		cb_error("chat %lld: no mutex file to lock", id);
+		cb_error("%s %lld: no mutex file to lock", what, id);
 		return CB_ERR;
 	}
 	if (fcntl(fd, F_SETLK, &fl) == 0)
 		return CB_OK;
 	if (errno != EAGAIN && errno != EACCES) {
-		cb_error("chat %lld: cannot lock its mutex: %s", id, strerror(errno));
+		cb_error("%s %lld: cannot lock its mutex: %s", what, id, strerror(errno));
 		return CB_ERR;
 	}
-	return wait_for(&fl, id, timeout_ms);
+	return wait_for(&fl, what, id, timeout_ms);
+}
+
+int
+cb_chat_mutex_take(long long id, int timeout_ms)
+{
+	return take(id, "chat", id, timeout_ms);
+}
+
+int
+cb_agent_mutex_take(long long id, int timeout_ms)
+{
+	return take(CB_AGENT_MUTEX_BASE + id, "agent", id, timeout_ms);
+}
+
+void
+cb_agent_mutex_release(long long id)
+{
+	struct flock fl = {.l_type = F_UNLCK,
+	    .l_whence = SEEK_SET,
+	    .l_start = CB_AGENT_MUTEX_BASE + id,
+	    .l_len = 1};
+
+	if (fd >= 0 && fcntl(fd, F_SETLK, &fl) != 0)
+		cb_error("agent %lld: cannot release its mutex: %s", id, strerror(errno));
 }
 
 void

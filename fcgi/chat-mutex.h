@@ -41,7 +41,18 @@ int cb_chat_mutex_on(void);
  * Taking a mutex this process holds is a no-op.
  */
 int cb_chat_mutex_take(long long id, int timeout_ms);
-/* Releases every chat mutex this process holds. */
+/* Releases every chat mutex this process holds (and any agent's). */
 void cb_chat_mutex_release_all(void);
+
+/*
+ * An agent's mutex: the byte at CB_AGENT_MUTEX_BASE + <agent id>, far past
+ * every chat id. It orders the publishes of one agent's agent.status events
+ * (db-assign.h, cb_db_events_publish); it is taken only after COMMIT, one at
+ * a time, and held only to read the agent and publish. Same results as
+ * cb_chat_mutex_take.
+ */
+#define CB_AGENT_MUTEX_BASE (1LL << 60)
+int cb_agent_mutex_take(long long id, int timeout_ms);
+void cb_agent_mutex_release(long long id);
 
 #endif

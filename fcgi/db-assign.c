@@ -60,6 +60,27 @@ cb_db_agent_status_event(struct cb_db *db, long long agent_id, struct cb_events 
 	return CB_OK;
 }
 
+void
+cb_db_events_publish(struct cb_db *db, struct cb_events *ev)
+{
+	for (size_t i = 0; i < ev->n; i++) {
+		long long agent = ev->items[i].status_of;
+		json_object *user;
+
+		if (agent <= 0) {
+			cb_events_publish_one(ev, i);
+			continue;
+		}
+		int locked = cb_db_agent_mutex(db, agent) == CB_OK;
+		if (cb_db_user_json(db, agent, &user) == CB_OK)
+			cb_events_set_status(ev, i, user);
+		cb_events_publish_one(ev, i);
+		if (locked)
+			cb_db_agent_mutex_release(db, agent);
+	}
+	cb_events_clear(ev);
+}
+
 int
 cb_db_assign_chat(struct cb_db *db, long long chat_id, long long agent_id, struct cb_events *ev)
 {

@@ -73,6 +73,17 @@ int cb_db_agent_chats_mutex(struct cb_db *db, long long agent_id);
 int cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *presence,
     int deactivate, struct cb_events *ev, int *requeued, int *assigned);
 
+/*
+ * Publishes ev, in order, after its transaction committed, and empties it.
+ * Each agent.status is read again first, under the agent's mutex: changes of
+ * one agent made in different chats commit one after the other (their
+ * department's lock) but publish under their own chats' mutexes, so a
+ * snapshot taken in the transaction could reach subscribers after a newer
+ * one. Read after the commit and published under the mutex, the last
+ * agent.status of an agent is always its state after the last change.
+ */
+void cb_db_events_publish(struct cb_db *db, struct cb_events *ev);
+
 /* Queues agent.status (the user object) for the agent and their department. */
 int cb_db_agent_status_event(struct cb_db *db, long long agent_id, struct cb_events *ev);
 

@@ -85,7 +85,7 @@ each(struct cb_db *db, struct cb_res *ids, cb_db_tx_cb fn, struct sweep *s,
 		s->id = cb_res_int(ids, r, "id");
 		rc = cb_db_tx(db, fn, s);
 		if (rc == CB_OK) {
-			cb_events_publish(&s->ev);
+			cb_db_events_publish(db, &s->ev);
 			counts->assigned += s->assigned;
 			counts->requeued += s->requeued;
 			counts->timed_out += s->timed_out;

@@ -705,6 +705,36 @@ cb_db_chat_mutex(struct cb_db *db, long long chat_id)
 	return CB_OK;
 }
 
+int
+cb_db_agent_mutex(struct cb_db *db, long long agent_id)
+{
+	struct cb_res *res;
+
+	if (cb_chat_mutex_on())
+		return cb_agent_mutex_take(agent_id, 5000);
+	int rc = cb_db_query(
+	    db, &res, "SELECT GET_LOCK(CONCAT('carebot.agent.', ?), 5) AS got", "i", agent_id);
+	if (rc != CB_OK)
+		return rc;
+	int got = res->nrows == 1 && cb_res_int(res, 0, "got") == 1;
+	cb_res_free(res);
+	return got ? CB_OK : CB_ERR_RETRY;
+}
+
+void
+cb_db_agent_mutex_release(struct cb_db *db, long long agent_id)
+{
+	struct cb_res *res;
+
+	if (cb_chat_mutex_on()) {
+		cb_agent_mutex_release(agent_id);
+		return;
+	}
+	if (cb_db_query(db, &res, "SELECT RELEASE_LOCK(CONCAT('carebot.agent.', ?)) AS done", "i",
+	        agent_id) == CB_OK)
+		cb_res_free(res);
+}
+
 /*
  * The host's mutexes (chat-mutex.h) are dropped at once. A named lock's
  * release is sent without waiting for its answer: the worker goes on to

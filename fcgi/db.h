@@ -89,6 +89,14 @@ int cb_db_chat_mutex(struct cb_db *db, long long chat_id);
  * read before the connection's next statement.
  */
 void cb_db_chat_mutex_release(struct cb_db *db);
+/*
+ * An agent's mutex (chat-mutex.h; a MariaDB named lock without
+ * chat_mutex_file), for after COMMIT only: cb_db_events_publish holds it to
+ * read the agent and publish its agent.status. CB_OK, or CB_ERR_RETRY if it
+ * was not had in 5 s.
+ */
+int cb_db_agent_mutex(struct cb_db *db, long long agent_id);
+void cb_db_agent_mutex_release(struct cb_db *db, long long agent_id);
 
 void cb_res_free(struct cb_res *res);
 int cb_res_col(const struct cb_res *res, const char *name);

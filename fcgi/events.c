@@ -24,12 +24,26 @@ now_json(void)
 	return json_object_new_string(stamp);
 }
 
+/* The event's JSON text, stamped now; takes data. */
+static char *
+envelope(const char *type, long long chat_id, json_object *data)
+{
+	json_object *env = json_object_new_object();
+
+	json_object_object_add(env, "type", json_object_new_string(type));
+	json_object_object_add(env, "chat_id", chat_id > 0 ? json_object_new_int64(chat_id) : NULL);
+	json_object_object_add(env, "at", now_json());
+	json_object_object_add(env, "data", data);
+	char *text = xstrdup(cb_json_text(env));
+	json_object_put(env);
+	return text;
+}
+
 void
 cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_object *data,
     const char *const *kinds, const long long *ids, size_t nchannels)
 {
 	struct cb_buf channels = {0};
-	json_object *env = json_object_new_object();
 
 	for (size_t i = 0; i < nchannels; i++) {
 		char one[64];
@@ -43,23 +57,19 @@ cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_ob
 		if (!dup)
 			cb_buf_printf(&channels, "%s%s", channels.len ? "," : "", one);
 	}
-	json_object_object_add(env, "type", json_object_new_string(type));
-	json_object_object_add(env, "chat_id", chat_id > 0 ? json_object_new_int64(chat_id) : NULL);
-	json_object_object_add(env, "at", now_json());
-	json_object_object_add(env, "data", data);
 	if (channels.len > 0) {
 		if (ev->n == ev->cap) {
 			ev->cap = ev->cap ? ev->cap * 2 : 8;
 			ev->items = xrealloc(ev->items, ev->cap * sizeof *ev->items);
 		}
 		ev->items[ev->n].channels = channels.data;
-		ev->items[ev->n].json = xstrdup(cb_json_text(env));
+		ev->items[ev->n].json = envelope(type, chat_id, data);
 		ev->items[ev->n].status_of = 0;
 		ev->n++;
 	} else {
 		cb_buf_free(&channels);
+		json_object_put(data);
 	}
-	json_object_put(env);
 }
 
 /* Is channel (not NUL-terminated, len bytes) one of the comma-separated list? */
@@ -137,11 +147,21 @@ cb_events_move_last(struct cb_events *ev, size_t pos)
 }
 
 void
-cb_events_publish(struct cb_events *ev)
+cb_events_set_status(struct cb_events *ev, size_t i, json_object *user)
 {
-	for (size_t i = 0; i < ev->n; i++)
+	if (i >= ev->n || ev->items[i].status_of <= 0) {
+		json_object_put(user);
+		return;
+	}
+	free(ev->items[i].json);
+	ev->items[i].json = envelope("agent.status", 0, user);
+}
+
+void
+cb_events_publish_one(const struct cb_events *ev, size_t i)
+{
+	if (i < ev->n)
 		cb_publish(ev->items[i].channels, ev->items[i].json);
-	cb_events_clear(ev);
 }
 
 void

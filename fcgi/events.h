@@ -43,8 +43,10 @@ void cb_events_also_to(struct cb_events *ev, size_t i, const char *kind, long lo
  * published in the order of the change it reports.
  */
 void cb_events_move_last(struct cb_events *ev, size_t pos);
-/* Publishes every event in order, then empties the list. */
-void cb_events_publish(struct cb_events *ev);
+/* Replaces the data of agent.status event i with user (taken), stamped now. */
+void cb_events_set_status(struct cb_events *ev, size_t i, json_object *user);
+/* Publishes event i (cb_db_events_publish publishes a whole list, in order). */
+void cb_events_publish_one(const struct cb_events *ev, size_t i);
 void cb_events_clear(struct cb_events *ev);
 
 #endif

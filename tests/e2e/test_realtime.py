@@ -9,6 +9,7 @@ The Node NchanSubscriber client, the publisher-down case and the soak test
 live in test_realtime_node.py, test_realtime_down.py and test_realtime_soak.py.
 """
 
+import concurrent.futures
 import re
 import threading
 import uuid
@@ -283,6 +284,34 @@ def test_agent_status_follows_every_load_change_once_and_transfers_into_a_queue_
         assert kinds[-2:] == ["chat.transferred", "chat.waiting"], (name, kinds)
         assert got[name][-1]["data"]["queue_position"] == 1 and got[name][-1]["data"]["department_id"] == empty["id"]
     assert "chat.waiting" not in [e["type"] for e in got["agent"]]
+
+
+def test_the_last_agent_status_is_the_agents_state_after_a_burst(base_url, org, api, admin_token):
+    """Closes of one agent's chats at once commit one after the other but
+    publish under their own chats' mutexes; the last agent.status each
+    subscriber gets must still be the agent as it ends up (README 6)."""
+    dept = org.department()
+    agent = org.agent(dept, max_chats=20)
+    customer = org.customer()
+    sub = rt.WebSocket(base_url, f"agent/{agent['id']}", token=agent["token"]).start()
+    try:
+        for burst in range(3):
+            chats = [org.chat(customer, dept) for _ in range(12)]
+            assert {c["agent_id"] for c in chats} == {agent["id"]}
+            with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                closed = list(pool.map(lambda c: api.put(f"/api/chats/{c['id']}/close", token=agent["token"]).status_code, chats))
+            assert closed == [200] * 12
+            seen = -1
+            while True:  # until the events stop coming
+                events = sub.wait_for(lambda evs: len(evs) > seen, timeout=0.5)
+                if len(events) == seen:
+                    break
+                seen = len(events)
+            last = [e["data"] for e in events if e["type"] == "agent.status"][-1]
+            user = org.ok(api.get(f"/api/users/{agent['id']}", token=admin_token))
+            assert (last["status"], last["active_chats"]) == (user["status"], user["active_chats"]) == ("available", 0), burst
+    finally:
+        sub.close()
 
 
 def test_two_hundred_concurrent_messages_arrive_once_in_id_order(base_url, org, api):

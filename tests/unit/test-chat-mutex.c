@@ -83,6 +83,33 @@ START_TEST(releasing_frees_every_mutex_held)
 }
 END_TEST
 
+/* The code another process's agent take(id, timeout_ms) returns, as its exit status. */
+static int
+other_takes_agent(long long id, int timeout_ms)
+{
+	pid_t pid = other();
+
+	if (pid == 0)
+		_exit(-cb_agent_mutex_take(id, timeout_ms));
+	return -exit_code(pid);
+}
+
+START_TEST(an_agents_mutex_is_its_own_and_released_alone)
+{
+	ck_assert_int_eq(cb_chat_mutex_take(7, 1000), CB_OK);
+	ck_assert_int_eq(cb_agent_mutex_take(7, 1000), CB_OK);
+	ck_assert_int_eq(other_takes_agent(7, 100), CB_ERR_RETRY);
+	ck_assert_int_eq(other_takes_agent(8, 100), CB_OK);
+	/* chat 7 and agent 7 are two mutexes: releasing the agent's keeps the chat's */
+	cb_agent_mutex_release(7);
+	ck_assert_int_eq(other_takes_agent(7, 100), CB_OK);
+	ck_assert_int_eq(other_takes(7, 100), CB_ERR_RETRY);
+	ck_assert_int_eq(other_takes(CB_AGENT_MUTEX_BASE + 8, 100), CB_OK);
+	cb_chat_mutex_release_all();
+	ck_assert_int_eq(other_takes(7, 100), CB_OK);
+}
+END_TEST
+
 START_TEST(a_waiter_goes_on_when_the_holder_releases_and_not_before)
 {
 	int fds[2];
@@ -171,6 +198,7 @@ cb_suite_chat_mutex(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, a_held_mutex_is_refused_to_another_process_and_no_other_is);
 	tcase_add_test(tc, releasing_frees_every_mutex_held);
+	tcase_add_test(tc, an_agents_mutex_is_its_own_and_released_alone);
 	tcase_add_test(tc, a_waiter_goes_on_when_the_holder_releases_and_not_before);
 	tcase_add_test(tc, a_holder_that_dies_leaves_the_mutex_free);
 	tcase_add_test(tc, a_cycle_of_waiters_is_broken);

@@ -116,6 +116,31 @@ START_TEST(a_later_agent_status_replaces_the_earlier_and_keeps_its_channels)
 }
 END_TEST
 
+START_TEST(a_status_event_gets_new_data_and_keeps_its_channels)
+{
+	static const char *const kinds[] = {"agent", "department"};
+	static const char *const chat_kinds[] = {"chat"};
+	long long ids[] = {4, 2}, chat[] = {9};
+	struct cb_events ev = {0};
+
+	cb_events_add(&ev, "chat.closed", 9, user_with_status("x"), chat_kinds, chat, 1);
+	cb_events_add_status(&ev, 4, user_with_status("busy"), kinds, ids, 2);
+	cb_events_set_status(&ev, 1, user_with_status("available"));
+	cb_events_set_status(&ev, 0, user_with_status("not for a chat event"));
+	ck_assert_str_eq(ev.items[1].channels, "agent/4,department/2");
+	json_object *env = json_tokener_parse(ev.items[1].json);
+	ck_assert_str_eq(
+	    json_object_get_string(json_object_object_get(env, "type")), "agent.status");
+	ck_assert(json_object_object_get(env, "chat_id") == NULL);
+	ck_assert_str_eq(json_object_get_string(
+	                     json_object_object_get(json_object_object_get(env, "data"), "status")),
+	    "available");
+	json_object_put(env);
+	ck_assert_ptr_null(strstr(ev.items[0].json, "not for a chat event"));
+	cb_events_clear(&ev);
+}
+END_TEST
+
 START_TEST(also_to_adds_a_channel_once)
 {
 	static const char *const kinds[] = {"chat"};
@@ -145,6 +170,7 @@ cb_suite_events(void)
 	tcase_add_test(tc, no_channel_no_event_and_null_chat_id);
 	tcase_add_test(tc, move_last_keeps_the_rest_in_order);
 	tcase_add_test(tc, a_later_agent_status_replaces_the_earlier_and_keeps_its_channels);
+	tcase_add_test(tc, a_status_event_gets_new_data_and_keeps_its_channels);
 	tcase_add_test(tc, also_to_adds_a_channel_once);
 	suite_add_tcase(s, tc);
 	return s;
