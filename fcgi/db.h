@@ -78,8 +78,10 @@ int cb_db_sql_changes_state(const char *sql);
  * locks and before a message id is allocated) and held past COMMIT until
  * the request has published its events. So the changes of one chat, their message ids and their publishes
  * all happen in the same order, across every worker and carebot-admin.
- * Lock order: department rows, then chat mutexes, then chat rows; a holder
- * past COMMIT does no locking work, so it never waits on a waiter.
+ * Lock order: department rows, then chat mutexes, then rows (chats, then
+ * users; db-assign.h). A holder past COMMIT only reads and publishes (one
+ * agent's mutex at a time, see cb_db_agent_mutex), so it never waits on a
+ * waiter.
  * Re-taking a held mutex is a no-op. CB_ERR_RETRY if it cannot be had in 10 s.
  */
 int cb_db_chat_mutex(struct cb_db *db, long long chat_id);
