@@ -668,21 +668,20 @@ cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
 	return rc;
 }
 
-/* The MariaDB named lock, when the instance has no chat_mutex_file. */
+/* The MariaDB named lock "carebot.<kind>.<id>", when the instance has no chat_mutex_file. */
 static int
-named_lock(struct cb_db *db, long long chat_id)
+named_lock(struct cb_db *db, const char *kind, long long id, int seconds)
 {
 	struct cb_res *res;
-	int rc = cb_db_query(
-	    db, &res, "SELECT GET_LOCK(CONCAT('carebot.chat.', ?), 10) AS got", "i", chat_id);
+	int rc = cb_db_query(db, &res, "SELECT GET_LOCK(CONCAT('carebot.', ?, '.', ?), ?) AS got",
+	    "sii", kind, id, (long long)seconds);
 
 	if (rc != CB_OK)
 		return rc;
 	int got = res->nrows == 1 && cb_res_int(res, 0, "got") == 1;
 	cb_res_free(res);
 	if (!got) {
-		cb_warn(
-		    "chat %lld: mutex not granted within 10 s; retrying the transaction", chat_id);
+		cb_warn("%s %lld: mutex not granted within %d s; retrying", kind, id, seconds);
 		return CB_ERR_RETRY;
 	}
 	return CB_OK;
@@ -694,7 +693,8 @@ cb_db_chat_mutex(struct cb_db *db, long long chat_id)
 	for (size_t i = 0; i < db->nmutexes; i++)
 		if (db->mutexes[i] == chat_id)
 			return CB_OK;
-	int rc = cb_chat_mutex_on() ? cb_chat_mutex_take(chat_id, 10000) : named_lock(db, chat_id);
+	int rc = cb_chat_mutex_on() ? cb_chat_mutex_take(chat_id, 10000)
+	                            : named_lock(db, "chat", chat_id, 10);
 	if (rc != CB_OK)
 		return rc;
 	if (db->nmutexes == db->capmutexes) {
@@ -708,17 +708,8 @@ cb_db_chat_mutex(struct cb_db *db, long long chat_id)
 int
 cb_db_agent_mutex(struct cb_db *db, long long agent_id)
 {
-	struct cb_res *res;
-
-	if (cb_chat_mutex_on())
-		return cb_agent_mutex_take(agent_id, 5000);
-	int rc = cb_db_query(
-	    db, &res, "SELECT GET_LOCK(CONCAT('carebot.agent.', ?), 5) AS got", "i", agent_id);
-	if (rc != CB_OK)
-		return rc;
-	int got = res->nrows == 1 && cb_res_int(res, 0, "got") == 1;
-	cb_res_free(res);
-	return got ? CB_OK : CB_ERR_RETRY;
+	return cb_chat_mutex_on() ? cb_agent_mutex_take(agent_id, 5000)
+	                          : named_lock(db, "agent", agent_id, 5);
 }
 
 void

@@ -49,13 +49,19 @@ exit_code(pid_t pid)
 
 /* The code another process's take(id, timeout_ms) returns, as its exit status. */
 static int
-other_takes(long long id, int timeout_ms)
+other_runs(int (*take)(long long, int), long long id, int timeout_ms)
 {
 	pid_t pid = other();
 
 	if (pid == 0)
-		_exit(-cb_chat_mutex_take(id, timeout_ms));
+		_exit(-take(id, timeout_ms));
 	return -exit_code(pid);
+}
+
+static int
+other_takes(long long id, int timeout_ms)
+{
+	return other_runs(cb_chat_mutex_take, id, timeout_ms);
 }
 
 START_TEST(a_held_mutex_is_refused_to_another_process_and_no_other_is)
@@ -83,15 +89,10 @@ START_TEST(releasing_frees_every_mutex_held)
 }
 END_TEST
 
-/* The code another process's agent take(id, timeout_ms) returns, as its exit status. */
 static int
 other_takes_agent(long long id, int timeout_ms)
 {
-	pid_t pid = other();
-
-	if (pid == 0)
-		_exit(-cb_agent_mutex_take(id, timeout_ms));
-	return -exit_code(pid);
+	return other_runs(cb_agent_mutex_take, id, timeout_ms);
 }
 
 START_TEST(an_agents_mutex_is_its_own_and_released_alone)
