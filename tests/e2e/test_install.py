@@ -99,6 +99,22 @@ def example_nginx(installed, state_dir):
     at a scratch directory and at the test instance's workers: its base URL
     and its publisher socket."""
     work = pathlib.Path(tempfile.mkdtemp(prefix="carebot-example-"))
+    try:
+        yield from serve_example(installed, state_dir, work)
+    finally:
+        pid_file = work / "nginx.pid"
+        if pid_file.exists():  # nginx started: stop it, by the pid it wrote
+            pid = int(pid_file.read_text())
+            try:
+                os.kill(pid, signal.SIGQUIT)
+            except ProcessLookupError:
+                pass
+            wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def serve_example(installed, state_dir, work):
+    """The body of example_nginx: renders and starts the nginx in work, yields once."""
     for sub in ("log", "tmp"):
         (work / sub).mkdir()
     port = free_port()
@@ -126,15 +142,8 @@ def example_nginx(installed, state_dir):
     assert check.returncode == 0, check.stderr
     started = subprocess.run(nginx, capture_output=True, text=True, timeout=30)
     assert started.returncode == 0, started.stderr
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_for(lambda: (work / "nginx.pid").exists(), 10)
-        yield base, work / "pub.sock"
-    finally:
-        pid = int((work / "nginx.pid").read_text())
-        os.kill(pid, signal.SIGQUIT)
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
-        shutil.rmtree(work, ignore_errors=True)
+    assert wait_for(lambda: (work / "nginx.pid").exists(), 10)
+    yield f"http://127.0.0.1:{port}", work / "pub.sock"
 
 
 def test_installed_nginx_config_serves_the_api(example_nginx, admin_token):
