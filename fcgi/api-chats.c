@@ -404,7 +404,6 @@ typing(struct cb_request *req)
 		json_object_object_add(data, "typing", json_object_new_boolean((json_bool)on.i));
 		cb_events_add(&ev, "typing", st.id, data, kinds, &st.id, 1);
 		cb_db_events_publish(req->db, &ev);
-		cb_events_clear(&ev);
 	}
 	cb_reply_empty(req, 204);
 	return CB_OK;

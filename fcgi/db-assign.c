@@ -71,6 +71,11 @@ cb_db_events_publish(struct cb_db *db, struct cb_events *ev)
 			cb_events_publish_one(ev, i);
 			continue;
 		}
+		/*
+		 * The transaction's snapshot gave the event its channels (the old
+		 * department too, after a move); it is sent as it is only if the
+		 * agent cannot be read now.
+		 */
 		int locked = cb_db_agent_mutex(db, agent) == CB_OK;
 		if (cb_db_user_json(db, agent, &user) == CB_OK)
 			cb_events_set_status(ev, i, user);

@@ -306,6 +306,14 @@ chat_event_of(const char *type, json_object *chat, json_object *data, long long 
 	cb_events_add(ev, type, chat_id, chat, kinds, ids, CB_ARRAY_LEN(ids));
 }
 
+/* Is the chat object one of a waiting chat? */
+static int
+chat_waits(json_object *chat)
+{
+	return strcmp(json_object_get_string(json_object_object_get(chat, "status")), "waiting") ==
+	    0;
+}
+
 /* chat_event_of with the chat as it now is. */
 static int
 chat_event(struct cb_db *db, const char *type, long long chat_id, json_object *data,
@@ -409,7 +417,7 @@ cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, json_object **
 	    (rc = cb_db_chat_json(db, id, chat)) != CB_OK)
 		return rc;
 	/* The object read once for the answer and chat.waiting: its queue place is a count. */
-	if (strcmp(json_object_get_string(json_object_object_get(*chat, "status")), "waiting") == 0)
+	if (chat_waits(*chat))
 		chat_event_of("chat.waiting", json_object_get(*chat), NULL, 0, 0, ev);
 	/* Assigned at once: its agent gets the customer's words too, as it gets the chat's later ones. */
 	else if (in->message != NULL)
@@ -608,8 +616,7 @@ waiting_after_transfer(struct cb_db *db, long long chat_id, size_t pos, struct c
 
 	if (rc != CB_OK)
 		return rc;
-	if (strcmp(json_object_get_string(json_object_object_get(chat, "status")), "waiting") !=
-	    0) {
+	if (!chat_waits(chat)) {
 		json_object_put(chat);
 		return CB_OK;
 	}
