@@ -22,9 +22,12 @@ def ok(resp, status=200):
 
 
 def assert_error(resp, status, code, field=None):
+    """The contract's error body: status, JSON, code, a message, and field only when one is at fault."""
     assert resp.status_code == status, resp.text
+    assert resp.headers["Content-Type"].startswith("application/json"), resp.headers
     err = resp.json()["error"]
     assert err["code"] == code, err
+    assert isinstance(err.get("message"), str) and err["message"], err
     if field is None:
         assert "field" not in err, err
     else:

@@ -267,8 +267,14 @@ def test_transfer_within_the_department_needs_an_agent(w):
     b = w.agent(dept["id"], presence="available")
     chat = w.chat(w.customer(), department_id=dept["id"])
     assert chat["agent_id"] == a["id"]
+    before = snapshot(w, chat["id"], a, b)
     r = w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"], json={"department_id": dept["id"]})
     assert_error(r, 422, "validation_error", "department_id")
+    # naming the agent who already holds the chat is no transfer either (README 11)
+    r = w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"],
+                   json={"department_id": dept["id"], "agent_id": a["id"]})
+    assert_error(r, 422, "validation_error", "agent_id")
+    assert snapshot(w, chat["id"], a, b) == before
     r = ok(w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"],
                       json={"department_id": dept["id"], "agent_id": b["id"]}))
     assert r["agent_id"] == b["id"]
@@ -307,12 +313,19 @@ def test_agent_unavailable_changes_nothing(w, case):
     assert snapshot(w, chat["id"], a, target) == before
 
 
-@pytest.mark.parametrize("case", ["other_department", "customer", "unknown"])
+def deactivated_agent(w, dept_id):
+    agent = w.agent(dept_id, presence="available")
+    ok(w.api.delete(f"/api/users/{agent['id']}", token=w.admin), 204)
+    return agent["id"]
+
+
+@pytest.mark.parametrize("case", ["other_department", "customer", "unknown", "deactivated"])
 def test_transfer_agent_must_be_an_agent_of_the_target(w, case):
     src, dst = w.department(), w.department()
     a = w.agent(src["id"], presence="available")
     agent_id = {"other_department": lambda: w.agent(src["id"], presence="available")["id"],
-                "customer": lambda: w.customer()["id"], "unknown": lambda: 999999999}[case]()
+                "customer": lambda: w.customer()["id"], "unknown": lambda: 999999999,
+                "deactivated": lambda: deactivated_agent(w, dst["id"])}[case]()
     chat = w.chat(w.customer(), department_id=src["id"])
     before = snapshot(w, chat["id"], a)
     r = w.api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin,
@@ -331,8 +344,12 @@ def test_transfer_errors_chat_closed_and_bad_department(w, api):
         assert_error(r, 422, "validation_error", "department_id")
     assert w.get_chat(chat["id"])["transfers"] == []
     w.close(chat["id"])
-    r = api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin, json={"department_id": w.department()["id"]})
-    assert_error(r, 409, "chat_closed")
+    before = snapshot(w, chat["id"])
+    for body in ({"department_id": w.department()["id"]}, {"department_id": 999999999}):
+        # closed comes first, before the department is looked at (6.3.1)
+        r = api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin, json=body)
+        assert_error(r, 409, "chat_closed")
+    assert snapshot(w, chat["id"]) == before
 
 
 def test_previous_agent_is_released_and_served(w):

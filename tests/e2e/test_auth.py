@@ -7,9 +7,11 @@ runs last.
 
 import datetime
 import re
+import time
 import uuid
 
 from dirhelp import assert_error
+from test_history_age import sql
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{64}$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -89,8 +91,11 @@ def test_guest_validation(api, admin_token):
                  422, "validation_error", "email")
     assert_error(api.post("/api/auth/guest", json={"full_name": "Ok", "email": 7}),
                  422, "validation_error", "email")
+    assert_error(api.post("/api/auth/guest", json={"full_name": "é" * 101}), 422, "validation_error", "full_name")
     after = api.get("/api/users/?role=customer&limit=1", token=admin_token).headers["X-Total-Count"]
     assert before == after  # no customer was created by any of them
+    r = api.post("/api/auth/guest", json={"full_name": "é" * 100})
+    assert r.status_code == 201 and r.json()["user"]["full_name"] == "é" * 100, r.text
 
 
 def test_logout_revokes_the_token_at_once(api):
@@ -100,6 +105,19 @@ def test_logout_revokes_the_token_at_once(api):
     assert r.status_code == 204 and r.text == ""
     assert_error(api.get("/api/auth/me", token=token), 401, "unauthorized")
     assert_error(api.post("/api/auth/logout", token=token), 401, "unauthorized")
+
+
+def test_an_expired_token_is_401_on_every_worker(api, state_dir):
+    """A token past its expires_at stops working, whether a worker has it cached or not."""
+    body = api.post("/api/auth/guest", json={"full_name": "Brief Visit"}).json()
+    token, user_id = body["token"], body["user"]["id"]
+    sql(state_dir, f"UPDATE sessions SET expires_at = NOW(3) + INTERVAL 2 SECOND WHERE user_id = {user_id}")
+    for _ in range(8):  # spread over the workers, so that some of them keep it cached
+        assert api.get("/api/auth/me", token=token).status_code == 200
+    time.sleep(2.5)
+    for _ in range(8):
+        assert_error(api.get("/api/auth/me", token=token), 401, "unauthorized")
+    assert_error(api.post("/api/chats/", token=token, json={}), 401, "unauthorized")
 
 
 def test_tokens_are_bearer_only_and_checked(api, admin_token):

@@ -2,6 +2,8 @@
 validation (status, error code, field, and that nothing changed), message
 history paging, and a table of who may call what on whose chat."""
 
+import time
+
 import pytest
 
 from chathelp import World, assert_error, ok
@@ -36,16 +38,30 @@ def test_admin_creates_for_a_customer(w, api):
     r = ok(api.post("/api/chats/", token=w.admin, json={"customer_id": cust["id"], "message": "hi"}), 201)
     assert r["customer_id"] == cust["id"]
     assert w.messages(r["id"])[0]["sender_id"] == cust["id"]
-    assert_error(api.post("/api/chats/", token=w.admin, json={}), 422, "validation_error", "customer_id")
     agent = w.agent(w.department()["id"])
-    for bad in (agent["id"], 999999999):
-        r = api.post("/api/chats/", token=w.admin, json={"customer_id": bad})
+    gone = w.customer()
+    ok(api.delete(f"/api/users/{gone['id']}", token=w.admin), 204)
+    before = all_chats(api, w.admin)
+    for body in ({}, {"customer_id": agent["id"]}, {"customer_id": ok(api.get("/api/auth/me", token=w.admin))["id"]}, {"customer_id": gone["id"]},
+                 {"customer_id": 999999999}, {"customer_id": "1"}, {"customer_id": 0}):
+        r = api.post("/api/chats/", token=w.admin, json={**body, "message": "for nobody"})
         assert_error(r, 422, "validation_error", "customer_id")
+    assert all_chats(api, w.admin) == before
+
+
+def all_chats(api, token):
+    """The count of every chat and the newest one's id: any chat made would move both."""
+    r = api.get("/api/chats/?limit=1", token=token)
+    assert r.status_code == 200, r.text
+    return r.headers["X-Total-Count"], [c["id"] for c in r.json()]
 
 
 def test_agent_cannot_create(w, api):
     agent = w.agent(w.department()["id"])
+    before = all_chats(api, w.admin)
     assert_error(api.post("/api/chats/", token=agent["token"], json={}), 403, "forbidden")
+    assert_error(api.post("/api/chats/", token=agent["token"], json={"message": "x"}), 403, "forbidden")
+    assert all_chats(api, w.admin) == before
 
 
 @pytest.mark.parametrize("body,field", [
@@ -97,9 +113,38 @@ def test_list_filters_paging_and_total(w, api):
     assert len(w.chats(customer_id=cust["id"], status="waiting")) == 4
     assert w.chats(customer_id=cust["id"], agent_id=999999999) == []
     r = api.get(f"/api/chats?customer_id={cust['id']}&limit=1000", token=w.admin)
-    assert len(r.json()) == 5  # limit capped at 200
+    assert [c["id"] for c in r.json()] == [c["id"] for c in reversed(chats)]
     for q in ("status=open", "limit=0", "limit=x", "offset=-1", "department_id=abc", "agent_id=0"):
         assert_error(api.get(f"/api/chats/?{q}", token=w.admin), 400, "bad_request", q.split("=")[0])
+
+
+def test_list_default_page_and_cap(w, api):
+    """More chats than the cap: the default page is 50, a larger limit gives 200."""
+    dept, cust = w.department(), w.customer()
+    made = [w.chat(cust, department_id=dept["id"])["id"] for _ in range(201)]
+    newest_first = list(reversed(made))
+    r = api.get(f"/api/chats/?customer_id={cust['id']}", token=w.admin)
+    assert r.headers["X-Total-Count"] == "201"
+    assert [c["id"] for c in r.json()] == newest_first[:50]
+    for big in ("201", "1000", "9" * 30):
+        r = api.get(f"/api/chats/?customer_id={cust['id']}&limit={big}", token=w.admin)
+        assert [c["id"] for c in r.json()] == newest_first[:200], big
+    r = api.get(f"/api/chats/?customer_id={cust['id']}&limit=200&offset=200", token=w.admin)
+    assert [c["id"] for c in r.json()] == newest_first[200:]
+
+
+def test_history_default_page_and_cap(w, api):
+    """More messages than the cap: the default page is the newest 100, a larger limit gives 500."""
+    cust = w.customer()
+    chat = w.chat(cust, department_id=w.department()["id"])
+    ids = [ok(api.post(f"/api/chats/{chat['id']}/messages", token=cust["token"],
+                       json={"content": f"m{i}"}), 201)["id"] for i in range(501)]
+    r = api.get(f"/api/chats/{chat['id']}/messages", token=cust["token"])
+    assert r.headers["X-Total-Count"] == "501"
+    assert [m["id"] for m in r.json()] == ids[-100:]
+    for big in ("501", "100000", "9" * 30):
+        assert [m["id"] for m in w.messages(chat["id"], limit=big)] == ids[-500:], big
+    assert [m["id"] for m in w.messages(chat["id"], after_id=0, limit=1000)] == ids[:500]
 
 
 def test_list_visibility(w, api):
@@ -182,10 +227,14 @@ def test_closed_chat_refuses_messages_close_and_typing(w, api):
     assert closed["queue_position"] is None
     assert_error(api.post(f"/api/chats/{chat['id']}/messages", token=cust["token"], json={"content": "x"}),
                  409, "chat_closed")
+    # validation comes before the chat's state (README 11)
+    assert_error(api.post(f"/api/chats/{chat['id']}/messages", token=cust["token"], json={"content": " "}),
+                 422, "validation_error", "content")
     assert_error(api.put(f"/api/chats/{chat['id']}/close", token=w.admin), 409, "chat_closed")
     assert_error(api.post(f"/api/chats/{chat['id']}/typing", token=cust["token"], json={"typing": True}),
                  409, "chat_closed")
     assert len(w.messages(chat["id"])) == 1
+    assert w.get_chat(chat["id"]) == {**closed, "transfers": []}  # closed_at and closed_by kept
 
 
 def test_close_frees_the_agent(w, api):
@@ -205,10 +254,27 @@ def test_typing(w, api):
     for value in (True, False, True):
         r = api.post(f"/api/chats/{chat['id']}/typing", token=cust["token"], json={"typing": value})
         assert r.status_code == 204 and r.content == b""
-    assert_error(api.post(f"/api/chats/{chat['id']}/typing", token=cust["token"], json={"typing": "yes"}),
-                 422, "validation_error", "typing")
-    assert_error(api.post(f"/api/chats/{chat['id']}/typing", token=cust["token"], json={}),
-                 422, "validation_error", "typing")
+    assert w.messages(chat["id"]) == []
+
+
+def test_typing_validation_publishes_nothing(w, api, base_url):
+    import rt
+    cust = w.customer()
+    chat = w.chat(cust, department_id=w.department()["id"])
+    sub = rt.WebSocket(base_url, f"chat/{chat['id']}", token=w.admin).start()
+    try:
+        for body in ({}, {"typing": "yes"}, {"typing": 1}, {"typing": 0}, {"typing": None}, {"typing": "true"},
+                     {"typing": [True]}):
+            r = api.post(f"/api/chats/{chat['id']}/typing", token=cust["token"], json=body)
+            assert_error(r, 422, "validation_error", "typing")
+        # a valid one goes out, and is the only event: the refused ones sent nothing
+        assert api.post(f"/api/chats/{chat['id']}/typing", token=cust["token"], json={"typing": True}).status_code == 204
+        sub.wait_for(lambda evs: any(e["type"] == "typing" for e in evs))
+        time.sleep(0.3)
+        events = [e for _, e in sub.events]
+        assert [(e["type"], e["data"]["typing"]) for e in events] == [("typing", True)], events
+    finally:
+        sub.close()
     assert w.messages(chat["id"]) == []
 
 
@@ -229,7 +295,6 @@ def test_history_paging(w, api):
     assert [m["id"] for m in w.messages(chat["id"], after_id=0, limit=3)] == ids[:3]
     assert [m["id"] for m in w.messages(chat["id"], after_id=0, before_id=ids[2])] == ids[:2]
     assert [m["id"] for m in w.messages(chat["id"], after_id=ids[1], before_id=ids[5])] == ids[2:5]
-    assert len(w.messages(chat["id"], limit=100000)) == 12  # capped at 500
     # Walking backwards page by page yields everything once.
     seen, before = [], None
     while True:
@@ -248,10 +313,18 @@ def test_transfer_and_close_validation(w, api):
     chat = w.chat(w.customer(), department_id=w.department()["id"])
     for body, field in (({}, "department_id"), ({"department_id": "2"}, "department_id"),
                         ({"department_id": 1, "agent_id": "x"}, "agent_id"),
-                        ({"department_id": 1, "reason": "r" * 501}, "reason")):
+                        ({"department_id": 1, "reason": "r" * 501}, "reason"),
+                        ({"department_id": 1, "reason": "é" * 501}, "reason"),
+                        ({"department_id": 1, "reason": 5}, "reason")):
         r = api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin, json=body)
         assert_error(r, 422, "validation_error", field)
     assert w.get_chat(chat["id"])["transfers"] == []
+    # the longest reason is taken, counted in characters
+    dst = w.department()
+    moved = ok(api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin,
+                        json={"department_id": dst["id"], "reason": "é" * 500}))
+    assert moved["department_id"] == dst["id"]
+    assert w.get_chat(chat["id"])["transfers"][0]["reason"] == "é" * 500
 
 
 # ---- who may do what (contract 3) ----

@@ -6,6 +6,7 @@ test_zz_ratelimit.py. The last test throws malformed input of every kind at
 the workers and checks that none of them died.
 """
 
+import http.client
 import json
 import socket
 import urllib.parse
@@ -37,7 +38,8 @@ def test_400_bad_json_changes_nothing(api, admin_token):
     cases = [b"{", b'{"name": "x",}', b"[1, 2]", b'"name"', b"{'name': 'x'}",
              b'{"name": NaN}', b'{"name": "a"} trailing', b'{"name": "caf\xe9"}',
              b'{"name": "x1", "n": 1.}', b'{"name": "x2", "n": -01}',
-             b'{"name": "x3\\ud800"}', b'{"name": "\\udc00x4"}']
+             b'{"name": "x3\\ud800"}', b'{"name": "\\udc00x4"}',
+             b'{"name": "raw\x01control"}', b'{"name": "raw\ttab"}', b'{"name": "raw\nline"}']
     for body in cases:
         r = api.post("/api/departments/", token=admin_token, data=body,
                      headers={"Content-Type": "application/json"})
@@ -71,6 +73,11 @@ def test_the_request_limits_of_readme_11(api, admin_token):
     assert_error(r, 400, "bad_request")
     r = api.get("/api/users/?limit=1&q=" + "x" * 9000, token=admin_token)
     assert_error(r, 400, "bad_request")
+    before = departments(api, admin_token)
+    r = api.post("/api/departments/", token=admin_token, json={"name": f"long header {deep}"},
+                 headers={"X-Padding": "x" * 9000})
+    assert_error(r, 400, "bad_request")
+    assert departments(api, admin_token) == before
 
 
 def test_error_bodies_are_utf8_whatever_the_path(api, admin_token):
@@ -85,10 +92,66 @@ def test_error_bodies_are_utf8_whatever_the_path(api, admin_token):
 
 
 def test_400_bad_request_for_malformed_queries(api, admin_token):
-    for query in ["?limit=abc", "?limit=-1", "?offset=x", "?limit=%zz", "?limit=1%"]:
-        r = api.get("/api/users/" + query, token=admin_token)
-        assert r.status_code == 400, (query, r.text)
-        assert r.json()["error"]["code"] == "bad_request"
+    # a parameter that is well encoded but not a valid value: field names it
+    for query, field in [("?limit=abc", "limit"), ("?limit=-1", "limit"), ("?offset=x", "offset"),
+                         ("?role=%C3%A9", "role"), ("?limit=1e3", "limit")]:
+        assert_error(api.get("/api/users/" + query, token=admin_token), 400, "bad_request", field)
+    # an encoding that is not one: bad escapes, NUL, bytes that are not UTF-8; no field.
+    for query in ["?limit=%zz", "?limit=1%", "?limit=%00", "?role=agent%00", "?role=%ff",
+                  "?x=%ff", "?%ff=1", "?role=%c3"]:
+        assert_error(exact(api, "GET", "/api/users/" + query, admin_token), 400, "bad_request")
+    before = departments(api, admin_token)
+    body = json.dumps({"name": "q " + uuid.uuid4().hex[:8]}).encode()
+    for query in ["?x=%ff", "?x=%zz"]:
+        assert_error(exact(api, "POST", "/api/departments/" + query, admin_token, body), 400, "bad_request")
+    assert departments(api, admin_token) == before
+
+
+class Exact:
+    """An answer read by http.client, with the two things assert_error reads."""
+
+    def __init__(self, resp):
+        self.status_code, self.headers, self.text = resp.status, resp.headers, resp.read().decode()
+
+    def json(self):
+        return json.loads(self.text)
+
+
+def exact(api, method, target, token, body=None):
+    """A request whose target goes out byte for byte as written (requests and
+    urllib3 would rewrite a bad escape such as %zz into %25zz)."""
+    conn = http.client.HTTPConnection(*urllib.parse.urlsplit(api.base_url).netloc.split(":"), timeout=10)
+    try:
+        conn.request(method, target, body=body, headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        return Exact(conn.getresponse())
+    finally:
+        conn.close()
+
+
+def test_checks_come_in_the_order_of_readme_11(api, admin_token, customer_token):
+    """404, 405, 401, 403, 415, 400, 422: each refusal is the first that applies,
+    and none of them changes anything."""
+    before = departments(api, admin_token)
+    name = "order " + uuid.uuid4().hex[:8]
+    bad = {"data": b"{", "headers": {"Content-Type": "application/json"}}
+    plain = {"data": b"{}", "headers": {"Content-Type": "text/plain"}}
+    assert_error(api.request("PATCH", "/api/nope", data=b"{"), 404, "not_found")
+    assert_error(api.request("PATCH", "/api/departments/", **bad), 405, "method_not_allowed")
+    assert_error(api.post("/api/departments/", **bad), 401, "unauthorized")
+    assert_error(api.post("/api/departments/", **plain), 401, "unauthorized")
+    assert_error(api.post("/api/departments/", token=customer_token, **plain), 403, "forbidden")
+    assert_error(api.post("/api/departments/", token=customer_token, **bad), 403, "forbidden")
+    assert_error(api.post("/api/departments/", token=admin_token, data=b"{", headers={"Content-Type": "text/plain"}),
+                 415, "unsupported_media_type")
+    assert_error(api.post("/api/departments/", token=admin_token, **bad), 400, "bad_json")
+    assert_error(api.post("/api/departments/", token=admin_token, json={"name": ""}), 422, "validation_error", "name")
+    # several faulty fields: the first one found is named; fixing it names the next
+    assert_error(api.post("/api/departments/", token=admin_token, json={"name": "", "is_active": "no"}),
+                 422, "validation_error", "name")
+    assert_error(api.post("/api/departments/", token=admin_token, json={"name": name, "is_active": "no"}),
+                 422, "validation_error", "is_active")
+    assert departments(api, admin_token) == before
 
 
 def test_401_without_or_with_a_bad_token(api):

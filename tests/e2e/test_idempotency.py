@@ -108,6 +108,11 @@ def test_malformed_key_is_400(w, api, key):
                  headers={"Idempotency-Key": key.encode("utf-8")})
     assert_error(r, 400, "bad_request")
     assert ok(api.get("/api/chats/", token=cust["token"])) == []
+    chat = w.chat(cust, department_id=w.department()["id"], message="first")
+    r = api.post(f"/api/chats/{chat['id']}/messages", token=cust["token"], json={"content": "again"},
+                 headers={"Idempotency-Key": key.encode("utf-8")})
+    assert_error(r, 400, "bad_request")
+    assert [m["content"] for m in w.messages(chat["id"])] == ["first"]
 
 
 def test_longest_key_and_printable_punctuation_are_fine(w, api):

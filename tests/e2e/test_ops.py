@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 
 import requests
 
@@ -37,6 +38,17 @@ def assert_error(response, status, code):
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["error"]["code"] == code
+
+
+def department_names(api, token):
+    names, offset = set(), 0
+    while True:
+        r = api.get(f"/api/departments/?limit=200&offset={offset}", token=token)
+        assert r.status_code == 200, r.text
+        names |= {d["name"] for d in r.json()}
+        offset += len(r.json())
+        if not r.json() or offset >= int(r.headers["X-Total-Count"]):
+            return names
 
 
 def health_ok(api):
@@ -91,6 +103,8 @@ def test_database_outage_is_503_and_recovers_without_restart(api, pool_pids, db_
     # cache_max_age_ms into an outage; these two always ask the database.
     calls = [("/api/chats/?limit=1", admin_token), ("/api/auth/me", admin_token)]
     assert health_ok(api)
+    name = "Outage " + uuid.uuid4().hex[:8]
+    customers_before = api.get("/api/users/?role=customer&limit=1", token=admin_token).headers["X-Total-Count"]
     workers = pool_pids()
     db_stop()
     try:
@@ -100,10 +114,16 @@ def test_database_outage_is_503_and_recovers_without_restart(api, pool_pids, db_
         assert body["database"] == "down" and body["status"] == "degraded", body
         for path, token in calls:
             assert_error(api.get(path, token=token), 503, "unavailable")
+        # Writes are refused too, and do nothing: nothing is left half done for later.
+        assert_error(api.post("/api/departments/", token=admin_token, json={"name": name}), 503, "unavailable")
+        assert_error(api.post("/api/auth/guest", json={"full_name": name}), 503, "unavailable")
         assert pool_pids() == workers, "a worker died or restarted while the database was down"
     finally:
         db_start()
     assert wait_for(lambda: health_ok(api), 15, 0.5), api.get("/api/health").text
+    users = api.get("/api/users/?role=customer&limit=1", token=admin_token)
+    assert users.status_code == 200 and users.headers["X-Total-Count"] == customers_before
+    assert name not in department_names(api, admin_token)
     for path, token in calls:
         r = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(
             api.get(path, token=token)), 15, 0.5)

@@ -91,6 +91,18 @@ def _create_cases():
         ({**good, "role": "Agent"}, "role"),
         ({**good, "email": "not-an-email"}, "email"),
         ({**good, "email": 5}, "email"),
+        ({**good, "email": "a@nodot"}, "email"),
+        ({**good, "email": "a@trailing."}, "email"),
+        ({**good, "email": "a@.leading"}, "email"),
+        ({**good, "email": "@example.com"}, "email"),
+        ({**good, "email": "two@at@example.com"}, "email"),
+        ({**good, "email": "white space@example.com"}, "email"),
+        ({**good, "email": "tab@exa\tmple.com"}, "email"),
+        ({**good, "email": "nl@example.com\n"}, "email"),
+        ({**good, "email": "x" * 243 + "@example.com"}, "email"),  # 255 bytes
+        ({**good, "email": "ü" * 122 + "@example.com"}, "email"),  # 134 characters, 256 bytes
+        ({**good, "password": "p" * 1025}, "password"),
+        ({**good, "full_name": "é" * 101}, "full_name"),
         ({**good, "max_chats": 0}, "max_chats"),
         ({**good, "max_chats": 101}, "max_chats"),
         ({**good, "max_chats": "5"}, "max_chats"),
@@ -118,25 +130,52 @@ def test_create_validation(directory, body, field):
     assert after == before
 
 
+def test_boundaries_are_accepted(directory):
+    """The longest and shortest values the rules allow, counted in characters (e-mail: bytes)."""
+    tail = uid()[:3]
+    for fields in [{"username": "u" + tail[:2]}, {"username": "u" * 40 + "_" + uid()[:9]},
+                   {"password": "p" * 8}, {"password": "p" * 1024},
+                   {"full_name": "f" * 100}, {"full_name": "é" * 100},
+                   {"email": "x" * 242 + "@example.com"}, {"email": "ü" * 121 + "@example.com"},
+                   {"email": "ü@bü.example"},
+                   {"email": "x@y.z"}]:
+        body = {"username": "b_" + uid(), "password": PASSWORD, "full_name": "Bound Ary",
+                "role": "customer", **fields}
+        got = directory.ok(directory.api.post("/api/users/", token=directory.admin, json=body), 201)
+        directory.made_users.append(got["id"])
+        assert got["username"] == body["username"] and got["full_name"] == body["full_name"]
+        assert got["email"] == body.get("email")
+        assert len(got["username"]) in (3, 50) or "username" not in fields
+    long_password = {"username": "pw_" + uid(), "password": "p" * 1024, "full_name": "Long Pass", "role": "customer"}
+    directory.made_users.append(directory.ok(directory.api.post("/api/users/", token=directory.admin,
+                                                                json=long_password), 201)["id"])
+    assert login(directory.api, long_password["username"], "p" * 1024).status_code == 200
+
+
 def test_agent_needs_a_live_active_department(directory):
     api = directory.api
     off = directory.department(is_active=False)
     gone = directory.department()
     assert api.delete(f"/api/departments/{gone['id']}", token=directory.admin).status_code == 204
+    total = api.get("/api/users/?limit=1", token=directory.admin).headers["X-Total-Count"]
     for dept in (off, gone):
         username = "ag_" + uid()
         assert_error(api.post("/api/users/", token=directory.admin, json={
             "username": username, "password": PASSWORD, "full_name": "X", "role": "agent",
             "department_id": dept["id"]}), 422, "validation_error", "department_id")
     assert directory.get_department(off["id"])["agent_count"] == 0
+    assert api.get("/api/users/?limit=1", token=directory.admin).headers["X-Total-Count"] == total
 
 
 def test_duplicate_username(directory):
     api = directory.api
     user = directory.user("customer", token=False)
-    r = api.post("/api/users/", token=directory.admin, json={
-        "username": user["username"], "password": PASSWORD, "full_name": "Other", "role": "customer"})
-    assert_error(r, 409, "duplicate")
+    total = api.get("/api/users/?limit=1", token=directory.admin).headers["X-Total-Count"]
+    for taken in (user["username"], user["username"].upper()):  # ignoring case (README 11)
+        r = api.post("/api/users/", token=directory.admin, json={
+            "username": taken, "password": PASSWORD, "full_name": "Other", "role": "customer"})
+        assert_error(r, 409, "duplicate")
+    assert api.get("/api/users/?limit=1", token=directory.admin).headers["X-Total-Count"] == total
     other = directory.user("customer", token=False)
     assert_error(api.put(f"/api/users/{other['id']}", token=directory.admin,
                          json={"username": user["username"]}), 409, "duplicate")
@@ -173,10 +212,16 @@ def test_list_filters_and_paging(directory):
     page = api.get("/api/users/?limit=2&offset=1", token=directory.admin)
     assert ids(page.json()) == ids(everyone)[1:3]
     assert int(page.headers["X-Total-Count"]) == len(everyone)
+    # The default page and the cap need more users than either: guests are cheap.
+    for _ in range(201 - len(everyone)):
+        directory.customer()
+    total = int(api.get("/api/users/?limit=1", token=directory.admin).headers["X-Total-Count"])
+    assert total > 200
     default = api.get("/api/users/", token=directory.admin)
-    assert len(default.json()) == min(50, len(everyone))
+    assert len(default.json()) == 50
     capped = api.get("/api/users/?limit=5000", token=directory.admin)
-    assert capped.status_code == 200 and len(capped.json()) == min(200, len(everyone))
+    assert capped.status_code == 200 and len(capped.json()) == 200
+    assert int(capped.headers["X-Total-Count"]) == total
 
 
 @pytest.mark.parametrize("query, name", [
@@ -267,14 +312,18 @@ def test_role_changes_move_in_and_out_of_departments(directory):
     assert got["role"] == "customer" and got["department_id"] is None and got["status"] is None
     assert directory.get_department(dept["id"])["agent_count"] == 0
     # into agent: needs a department
+    before = directory.get_user(agent["id"])
     assert_error(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"role": "agent"}),
                  422, "validation_error", "department_id")
+    assert directory.get_user(agent["id"]) == before
     got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin,
                                json={"role": "agent", "department_id": dept["id"]}))
     assert got["role"] == "agent" and got["presence"] == "offline" and got["status"] == "offline"
     # an agent cannot lose its department, a customer cannot get one
+    before = directory.get_user(agent["id"])
     assert_error(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"department_id": None}),
                  422, "validation_error", "department_id")
+    assert directory.get_user(agent["id"]) == before
     customer = directory.user("customer", token=False)
     assert_error(api.put(f"/api/users/{customer['id']}", token=directory.admin,
                          json={"department_id": dept["id"]}), 422, "validation_error", "department_id")
@@ -337,6 +386,7 @@ MASS_ASSIGNMENT = [
     # any other field of the user object, not only the admin's ones
     {"status": "available"}, {"full_name": "Sneaky", "presence": "busy"}, {"active_chats": 0},
     {"id": 1}, {"last_seen_at": "2026-01-01T00:00:00.000Z"},
+    {"created_at": "2026-01-01T00:00:00.000Z"}, {"full_name": "Sneaky", "updated_at": "2026-01-01T00:00:00.000Z"},
 ]
 
 

@@ -22,6 +22,16 @@ def assert_limited(r):
     return int(r.headers["Retry-After"])
 
 
+def test_a_body_without_the_two_fields_is_no_attempt(api, state_dir):
+    """README 11: only a body with a username and a password counts; a 422 does not."""
+    before = count(state_dir, "login_attempts", "127.0.0.1")
+    for body in [{}, {"username": "admin"}, {"password": "admin123"}, {"username": "", "password": "x"},
+                 {"username": "admin", "password": 5}] * 3:
+        r = api.post("/api/auth/login", json=body)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", (body, r.text)
+    assert count(state_dir, "login_attempts", "127.0.0.1") == before
+
+
 def test_login_is_rate_limited_per_address(api, pool_pids, admin_cli):
     workers = pool_pids()
     # Racing attempts are counted one at a time: never more than 10 get through.

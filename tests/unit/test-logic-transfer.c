@@ -127,9 +127,16 @@ START_TEST(errors_map_to_the_contract)
 	ck_assert_str_eq(code, "validation_error");
 	ck_assert_str_eq(field, "department_id");
 	cb_logic_transfer_error(CB_TRANSFER_SAME_DEPARTMENT, &status, &code, &field, &message);
+	ck_assert_int_eq(status, 422);
+	ck_assert_str_eq(code, "validation_error");
 	ck_assert_str_eq(field, "department_id");
 	cb_logic_transfer_error(CB_TRANSFER_BAD_AGENT, &status, &code, &field, &message);
 	ck_assert_int_eq(status, 422);
+	ck_assert_str_eq(code, "validation_error");
+	ck_assert_str_eq(field, "agent_id");
+	cb_logic_transfer_error(CB_TRANSFER_ALREADY_HOLDS, &status, &code, &field, &message);
+	ck_assert_int_eq(status, 422);
+	ck_assert_str_eq(code, "validation_error");
 	ck_assert_str_eq(field, "agent_id");
 	cb_logic_transfer_error(CB_TRANSFER_AGENT_UNAVAILABLE, &status, &code, &field, &message);
 	ck_assert_int_eq(status, 409);
