@@ -227,9 +227,19 @@ def processes_mentioning(text):
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if text in cmdline:
+        if text in cmdline or holds_a_file_in(entry, text):
             found.append(f"{entry}: {cmdline}")
     return found
+
+
+def holds_a_file_in(pid, directory):
+    """An open file under directory: an nginx worker names no path on its
+    command line, but has the instance's logs open."""
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(directory + "/")
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
 
 
 def up_spare(repo_root, state, workers):
@@ -261,6 +271,71 @@ def test_down_leaves_nothing_running(repo_root):
         down, left = down_spare(repo_root, state)
     assert down.returncode == 0, down.stderr
     assert left == [], left
+
+
+def carebot(repo_root, *args):
+    return subprocess.run([str(repo_root / "tools" / "carebot"), *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def kill_parents(state):
+    """kill -9 the pool's multiwatch and nginx's master: their children live on."""
+    for name in ("pool.pid", "nginx.pid"):
+        os.kill(int(pathlib.Path(state, "run", name).read_text()), signal.SIGKILL)
+    time.sleep(0.5)
+
+
+def test_up_keeps_the_users_data_and_settings_and_strays_are_stopped(repo_root):
+    state = tempfile.mkdtemp(prefix="carebot-again-")
+    try:
+        base = up_spare(repo_root, state, 2)
+        token = carebot(repo_root, "admin", "--state", state, "token", "admin").stdout.strip()
+        renamed = "root_" + uuid.uuid4().hex[:6]
+        r = requests.put(f"{base}/api/users/1", json={"username": renamed},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert r.status_code == 200, r.text
+        conf = pathlib.Path(state, "carebot.conf")
+        conf.write_text(conf.read_text() + "offline_after = 77\n")
+        kill_parents(state)
+        again = carebot(repo_root, "up", "--state", state)
+        assert again.returncode == 0, again.stderr
+        assert "stray carebot-fcgi" in again.stderr and "stray nginx" in again.stderr, again.stderr
+        assert requests.get(f"{base}/api/health", timeout=10).json() == HEALTHY
+        # no sample admin came back, the setting stayed, and the pool kept its size
+        assert carebot(repo_root, "admin", "--state", state, "token", "admin").returncode != 0
+        assert carebot(repo_root, "admin", "--state", state, "token", renamed).returncode == 0
+        assert "offline_after = 77" in conf.read_text()
+        workers = [p for p in processes_mentioning(state) if "multiwatch" not in p and "carebot-fcgi -c" in p]
+        assert len(workers) == 2, workers
+        kill_parents(state)
+    finally:
+        down, left = down_spare(repo_root, state)
+    assert down.returncode == 0, down.stderr
+    assert left == [], left
+
+
+def test_up_checks_its_arguments_and_the_port_before_starting_anything(repo_root):
+    state = tempfile.mkdtemp(prefix="carebot-refused-")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        for args, says in [(["--port", str(taken.getsockname()[1])], "is taken by another program"),
+                           (["--port", "abc"], "--port must be"), (["--port", "70000"], "--port must be"),
+                           (["--workers", "0"], "--workers must be")]:
+            up = carebot(repo_root, "up", "--state", state, *args)
+            assert up.returncode == 1 and says in up.stderr, (args, up.stderr)
+            assert processes_mentioning(state) == [], args
+            assert not pathlib.Path(state, "mysql").exists(), args
+        spaced = carebot(repo_root, "up", "--state", state + "/with space")
+        assert spaced.returncode == 1 and "pick another path" in spaced.stderr, spaced.stderr
+        missing = state + "/never-made"
+        down = carebot(repo_root, "down", "--state", missing)
+        assert down.returncode == 0 and "nothing to stop" in down.stderr, down.stderr
+        assert not os.path.exists(missing)
+    finally:
+        taken.close()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def test_stale_pid_files_never_name_a_stranger(repo_root):
