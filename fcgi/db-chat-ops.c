@@ -330,18 +330,28 @@ chat_event(struct cb_db *db, const char *type, long long chat_id, json_object *d
 	return CB_OK;
 }
 
-/* CB_OK if department id (locked by the caller) is live and active; else 422 department_id. */
+/*
+ * CB_OK if department id (locked by the caller) is live and active; else 422
+ * department_id. as_default: the id was read as the default before the lock;
+ * if the default moved since (and the old one may be inactive by now), the
+ * transaction runs again, so that a chat naming no department never gets a
+ * 422 for one it did not name (contract 6.2.1).
+ */
 static int
-department_open(struct cb_db *db, long long id, struct cb_error *e)
+department_open(struct cb_db *db, long long id, int as_default, struct cb_error *e)
 {
 	struct cb_res *res;
 	int rc = cb_db_query(db, &res,
-	    "SELECT is_active FROM departments WHERE id = ? AND deleted_at IS NULL", "i", id);
+	    "SELECT is_active, is_default FROM departments WHERE id = ? AND deleted_at IS NULL",
+	    "i", id);
 
 	if (rc != CB_OK)
 		return rc;
 	int open = res->nrows == 1 && cb_res_int(res, 0, "is_active");
+	int moved = as_default && (res->nrows != 1 || !cb_res_int(res, 0, "is_default"));
 	cb_res_free(res);
+	if (moved)
+		return CB_ERR_RETRY;
 	if (open)
 		return CB_OK;
 	cb_error_set(e, 422, "validation_error", "department_id",
@@ -397,7 +407,7 @@ cb_db_chat_create(struct cb_db *db, const struct cb_chat_new *in, json_object **
 	if (dept <= 0 && (rc = default_department(db, &dept, e)) != CB_OK)
 		return rc;
 	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK ||
-	    (rc = department_open(db, dept, e)))
+	    (rc = department_open(db, dept, in->department_id <= 0, e)))
 		return rc;
 	rc = cb_db_exec(db,
 	    "INSERT INTO chats (customer_id, department_id, subject, status) VALUES (?, ?, ?, 'waiting')",

@@ -66,15 +66,30 @@ serving(const struct cb_user_state *s)
 	return s->role == CB_ROLE_AGENT && s->is_active ? s->department_id : 0;
 }
 
+/* The department an agent belongs to, active or not. */
+static long long
+agent_department(const struct cb_user_state *s)
+{
+	return s->role == CB_ROLE_AGENT ? s->department_id : 0;
+}
+
+/*
+ * The department is checked whenever an agent gets one (a move, a new
+ * agent) and when an agent starts serving again: also for a deactivated
+ * agent, whose department must exist (a missing one would break the foreign
+ * key: a 500) and be active, so that its reactivation finds it usable.
+ */
 void
 cb_logic_user_plan(const struct cb_user_state *before, const struct cb_user_state *after,
     int max_chats_raised, struct cb_user_plan *out)
 {
 	long long from = serving(before), to = serving(after);
+	long long dept = agent_department(after);
 
 	memset(out, 0, sizeof *out);
 	out->requeue = from > 0 && from != to;
-	out->check_department = to > 0 && to != from;
+	out->check_department =
+	    (to > 0 && to != from) || (dept > 0 && dept != agent_department(before));
 	if (from != to) {
 		out->drain[0] = from;
 		out->drain[1] = to;

@@ -77,8 +77,9 @@ const char *cb_logic_user_shape_field(const struct cb_user_state *s);
 /*
  * Plans an update of a user. An active agent that leaves its department,
  * stops being an agent or is deactivated gives its chats back first; an
- * agent that joins a department, is reactivated or becomes an agent must go
- * to a live, active one; every department an active agent leaves or joins
+ * agent that joins a department (a deactivated one too), is reactivated or
+ * becomes an agent must go to a live, active one; every department an
+ * active agent leaves or joins
  * is drained afterwards (capacity may have appeared: rule 6.2.5).
  * max_chats_raised asks for a drain too.
  */

@@ -469,6 +469,32 @@ def test_reactivation_needs_a_live_department(directory):
     assert got["is_active"] is True and got["department_id"] == new["id"]
 
 
+def test_a_deactivated_user_gets_only_a_live_active_department(directory):
+    """The department of a deactivated agent (or of a deactivated user made an
+    agent) is checked as an active agent's is: an unknown one was a 500 (the
+    foreign key), a deleted or inactive one was stored."""
+    api = directory.api
+    dept = directory.department()
+    inactive = directory.department(is_active=False)
+    deleted = directory.department()
+    assert api.delete(f"/api/departments/{deleted['id']}", token=directory.admin).status_code == 204
+    agent = directory.agent(dept, token=False)
+    customer = directory.user("customer", token=False)
+    for user in (agent, customer):
+        assert api.delete(f"/api/users/{user['id']}", token=directory.admin).status_code == 204
+    for user in (agent, customer):
+        before = directory.get_user(user["id"])
+        for dept_id in (999999999, inactive["id"], deleted["id"]):
+            body = {"department_id": dept_id} if user is agent else {"role": "agent", "department_id": dept_id}
+            assert_error(api.put(f"/api/users/{user['id']}", token=directory.admin, json=body),
+                         422, "validation_error", "department_id")
+        assert directory.get_user(user["id"]) == before
+    # a live, active one is taken, and the agent stays deactivated
+    got = directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin,
+                               json={"department_id": directory.department()["id"]}))
+    assert got["is_active"] is False
+
+
 def test_a_rename_racing_a_delete_or_a_reactivation_loses_neither(directory):
     """A PUT of one field wrote back the is_active it had read before it locked
     the row: a DELETE answered 204 and the user stayed active."""

@@ -132,11 +132,18 @@ START_TEST(plan_joining_checks_the_department)
 	/* a customer made an agent */
 	p = plan(CB_ROLE_CUSTOMER, 0, 1, CB_ROLE_AGENT, 3, 1, 0);
 	ck_assert(!p.requeue && p.check_department && p.status_event);
-	/* an inactive agent moved stays out of every queue */
+	/* an inactive agent moved stays out of every queue, but its new
+	 * department must be a live, active one all the same */
 	p = plan(CB_ROLE_AGENT, 1, 0, CB_ROLE_AGENT, 2, 0, 0);
-	ck_assert(!p.requeue && !p.check_department);
+	ck_assert(!p.requeue && p.check_department);
 	ck_assert_int_eq(p.drain[0], 0);
 	ck_assert_int_eq(p.drain[1], 0);
+	/* an inactive customer made an (inactive) agent: the same */
+	p = plan(CB_ROLE_CUSTOMER, 0, 0, CB_ROLE_AGENT, 2, 0, 0);
+	ck_assert(!p.requeue && p.check_department);
+	/* an inactive agent renamed, its department kept: nothing to check */
+	p = plan(CB_ROLE_AGENT, 1, 0, CB_ROLE_AGENT, 1, 0, 0);
+	ck_assert(!p.requeue && !p.check_department);
 	/* customers and admins never touch the engine */
 	p = plan(CB_ROLE_CUSTOMER, 0, 1, CB_ROLE_ADMIN, 0, 1, 1);
 	ck_assert(!p.requeue && !p.check_department && !p.status_event);
