@@ -290,7 +290,7 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
     """README 2: TERM to the pool (what `down` and a restart send) ends an idle
     worker at once and a busy one after its request. Debian's multiwatch passes
     the stop on as SIGQUIT, so a worker that handled only SIGTERM died at once,
-    in the middle of its request."""
+    in the middle of its request. Neither leaves MariaDB an aborted connection."""
     state = tempfile.mkdtemp(prefix="carebot-stop-")
     try:
         base = up_spare(repo_root, state, 2)
@@ -329,5 +329,10 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
         assert out and out[0].status_code == 201, out and out[0].text
         assert out[0].json()["content"] == "sent before the stop"
         assert wait_for(lambda: not alive(), 5), f"the busy worker did not stop after its request: {alive()}"
+        # Idle or busy, each closed its MariaDB connection on the way out: an
+        # idle one that just exited left MariaDB an aborted connection to log.
+        time.sleep(0.5)
+        log = pathlib.Path(state, "log", "mariadb.log").read_text().splitlines()
+        assert [line for line in log if "Aborted connection" in line] == []
     finally:
         down_spare(repo_root, state)
