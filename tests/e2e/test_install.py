@@ -20,7 +20,7 @@ import pytest
 import requests
 
 import rt
-from test_ops import HEALTHY, UnixHTTPConnection, assert_error, free_port, wait_for
+from test_ops import HEALTHY, UnixHTTPConnection, assert_error, free_port, root_sql, wait_for
 
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 
@@ -49,14 +49,6 @@ def test_make_install_puts_the_binaries_the_schema_and_the_nginx_config(installe
     assert schema == sorted(p.name for p in (repo_root / "schema").glob("*.sql"))
     example = installed / "share" / "carebot" / "nginx" / "carebot.conf.example"
     assert example.read_bytes() == (repo_root / "nginx" / "carebot.conf.example").read_bytes()
-
-
-def root_sql(state_dir, statement):
-    done = subprocess.run(["mariadb", f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
-                           "--batch", "--skip-column-names", "-e", statement],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_installed_admin_migrates_and_seeds_from_the_installed_schema(installed, state_dir):
