@@ -2,6 +2,8 @@
  * admin.c - carebot-admin: migrate, seed, token, reassign. For operators and
  * cron; talks to the same database through the same core as the workers.
  */
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,39 +21,140 @@
 #include "publish.h"
 #include "util.h"
 
-static void usage(void) __attribute__((noreturn));
+/*
+ * What the command line asks for, checked whole before the config, the
+ * database or anything else is touched: a bad argument changes nothing.
+ */
+struct args {
+	const char *conf;
+	const struct command *command;
+	const char *username; /* token's */
+	long long ttl; /* token's; 0: the config's token_ttl */
+	long long offline_after; /* reassign's; -1: the config's offline_after */
+};
+
+/* One command: parse reads its arguments (exiting 2 on a bad one), run does it. */
+struct command {
+	const char *name;
+	void (*parse)(int argc, char **argv, struct args *a);
+	int (*run)(struct cb_db *db, const struct cb_config *cfg, const struct args *a);
+};
+
+static void usage(FILE *out, int status) __attribute__((noreturn));
+static void bad_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 static void
-usage(void)
+usage(FILE *out, int status)
 {
-	fprintf(stderr,
+	fprintf(out,
 	    "usage: carebot-admin [-c carebot.conf] COMMAND\n"
+	    "       carebot-admin -h | --help\n"
 	    "  migrate                 apply the pending schema migrations\n"
 	    "  seed                    load the sample data (idempotent)\n"
 	    "  token USERNAME [TTL]    print a fresh bearer token for an active user\n"
 	    "  reassign [--offline-after SECONDS]\n"
 	    "                          set silent agents offline, then assign waiting chats\n");
-	exit(2);
+	exit(status);
+}
+
+/* A bad argument: says which and why, then the usage, and exits 2. */
+static void
+bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("carebot-admin: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr, 2);
+}
+
+/* The whole number of seconds in [min, max] that what (an option's name) was given as s. */
+static long long
+seconds(const char *what, const char *s, long long min, long long max)
+{
+	long long v;
+
+	if (cb_parse_int(s, min, max, &v) != CB_OK)
+		bad_usage("%s wants whole seconds from %lld to %lld, not '%s'", what, min, max, s);
+	return v;
+}
+
+/* argv[0] is the command; no argument may follow argv[n - 1]. */
+static void
+at_most(int argc, char **argv, int n)
+{
+	if (argc > n)
+		bad_usage("unexpected argument '%s' after %s", argv[n], argv[0]);
+}
+
+static void
+parse_none(int argc, char **argv, struct args *a)
+{
+	at_most(argc, argv, 1);
+}
+
+static void
+parse_token(int argc, char **argv, struct args *a)
+{
+	if (argc < 2)
+		bad_usage("token needs a USERNAME");
+	a->username = argv[1];
+	if (argc > 2)
+		a->ttl = seconds("TTL", argv[2], 60, 31 * 86400);
+	at_most(argc, argv, 3);
+}
+
+static void
+parse_reassign(int argc, char **argv, struct args *a)
+{
+	static const char opt[] = "--offline-after";
+	const char *value;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], opt) == 0) {
+			if (i + 1 == argc)
+				bad_usage("%s needs a value (seconds)", opt);
+			value = argv[++i];
+		} else if (strncmp(argv[i], opt, sizeof opt - 1) == 0 &&
+		    argv[i][sizeof opt - 1] == '=') {
+			value = argv[i] + sizeof opt;
+		} else {
+			bad_usage("unknown argument '%s' to reassign", argv[i]);
+		}
+		a->offline_after = seconds(opt, value, 0, 10LL * 365 * 86400);
+	}
 }
 
 static int
-token(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
+migrate(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
+{
+	return cb_migrate(db, cfg->schema_dir);
+}
+
+static int
+seed(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
+{
+	return cb_seed(db);
+}
+
+static int
+token(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
 {
 	char tok[CB_TOKEN_HEX + 1];
 	char *expires_at = NULL;
-	long long ttl = cfg->token_ttl;
+	long long ttl = a->ttl > 0 ? a->ttl : cfg->token_ttl;
 	struct cb_res *res;
 	int rc;
 
-	if (argc < 1 || argc > 2 ||
-	    (argc == 2 && cb_parse_int(argv[1], 60, 31 * 86400, &ttl) != CB_OK))
-		usage();
 	rc = cb_db_query(
-	    db, &res, "SELECT id FROM users WHERE username = ? AND is_active", "s", argv[0]);
+	    db, &res, "SELECT id FROM users WHERE username = ? AND is_active", "s", a->username);
 	if (rc != CB_OK)
 		return rc;
 	if (res->nrows == 0) {
-		fprintf(stderr, "carebot-admin: no active user '%s'\n", argv[0]);
+		fprintf(stderr, "carebot-admin: no active user '%s'\n", a->username);
 		cb_res_free(res);
 		return CB_ERR_NOTFOUND;
 	}
@@ -68,21 +171,12 @@ token(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
  * The work is in db-reassign.c, shared with anything else that needs it.
  */
 static int
-reassign(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
+reassign(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
 {
 	struct cb_reassign_counts counts = {0};
-	long long after = cfg->offline_after;
+	long long after = a->offline_after >= 0 ? a->offline_after : cfg->offline_after;
 	int rc;
 
-	if (argc == 2 && strcmp(argv[0], "--offline-after") == 0) {
-		if (cb_parse_int(argv[1], 0, 10LL * 365 * 86400, &after) != CB_OK)
-			usage();
-	} else if (argc == 1 && strncmp(argv[0], "--offline-after=", 16) == 0) {
-		if (cb_parse_int(argv[0] + 16, 0, 10LL * 365 * 86400, &after) != CB_OK)
-			usage();
-	} else if (argc != 0) {
-		usage();
-	}
 	if ((rc = cb_db_ensure(db)) != CB_OK)
 		return rc;
 	/*
@@ -98,24 +192,55 @@ reassign(struct cb_db *db, const struct cb_config *cfg, int argc, char **argv)
 	return rc;
 }
 
-int
-main(int argc, char **argv)
-{
-	struct cb_config cfg;
-	const char *conf = NULL;
-	int opt, rc;
+static const struct command commands[] = {
+    {"migrate", parse_none, migrate},
+    {"seed", parse_none, seed},
+    {"token", parse_token, token},
+    {"reassign", parse_reassign, reassign},
+};
 
-	while ((opt = getopt(argc, argv, "+c:h")) != -1) {
+/* Options, then the command and its arguments, into *a; exits on --help or a bad one. */
+static void
+parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int opt;
+
+	opterr = 0; /* bad_usage says it, in its own words */
+	while ((opt = getopt_long(argc, argv, "+:c:h", longopts, NULL)) != -1) {
 		if (opt == 'c')
-			conf = optarg;
+			a->conf = optarg;
+		else if (opt == 'h')
+			usage(stdout, 0);
+		else if (opt == ':')
+			bad_usage("option '%s' needs a value", argv[optind - 1]);
+		else if (optopt != 0 && strncmp(argv[optind - 1], "--", 2) != 0)
+			bad_usage("unknown option '-%c'", optopt);
 		else
-			usage();
+			bad_usage("unknown option '%s'", argv[optind - 1]);
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
-		usage();
-	if (cb_config_load(&cfg, conf) != CB_OK || cb_auth_init() != CB_OK ||
+		bad_usage("no command given");
+	for (size_t i = 0; i < CB_ARRAY_LEN(commands) && a->command == NULL; i++)
+		if (strcmp(argv[0], commands[i].name) == 0)
+			a->command = &commands[i];
+	if (a->command == NULL)
+		bad_usage("unknown command '%s'", argv[0]);
+	a->command->parse(argc, argv, a);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct args a = {.offline_after = -1};
+	struct cb_config cfg;
+	int rc;
+
+	parse_args(argc, argv, &a);
+	if (cb_config_load(&cfg, a.conf) != CB_OK || cb_auth_init() != CB_OK ||
 	    cb_chat_mutex_open(cfg.chat_mutex_file) != CB_OK)
 		return 1;
 	/* Changes made here are published like the workers' (a failed publish is only logged). */
@@ -124,16 +249,7 @@ main(int argc, char **argv)
 	cb_cache_open(cfg.shared_file, 0);
 	cb_history_open(cfg.history_cache_file, cfg.history_cache_mb, 0);
 	struct cb_db *db = cb_db_new(&cfg);
-	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
-		rc = cb_migrate(db, cfg.schema_dir);
-	else if (strcmp(argv[0], "seed") == 0 && argc == 1)
-		rc = cb_seed(db);
-	else if (strcmp(argv[0], "token") == 0)
-		rc = token(db, &cfg, argc - 1, argv + 1);
-	else if (strcmp(argv[0], "reassign") == 0)
-		rc = reassign(db, &cfg, argc - 1, argv + 1);
-	else
-		usage();
+	rc = a.command->run(db, &cfg, &a);
 	if (rc == CB_ERR_UNAVAILABLE)
 		fprintf(stderr, "carebot-admin: the database cannot be reached\n");
 	cb_db_free(db);

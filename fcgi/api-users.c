@@ -198,7 +198,7 @@ deactivate_tx(struct cb_db *db, void *arg)
 	struct write *w = arg;
 
 	cb_events_clear(&w->ev);
-	return cb_db_user_deactivate(db, w->id, &w->ev);
+	return cb_db_user_deactivate(db, w->id, w->req->user.id, &w->ev, &w->req->error);
 }
 
 /* Runs fn, publishes after COMMIT, forgets the hash, maps a taken username to 409. */
@@ -291,6 +291,7 @@ update(struct cb_request *req)
 		rc = access_fail(req, denied);
 		goto out;
 	}
+	w.in.admin_id = admin ? req->user.id : 0;
 	if ((rc = admin ? parse_admin_fields(req, 0, &w) : self_fields_only(req)) ||
 	    (rc = admin_keeps_itself(req, &w.in)) || (rc = parse_self_fields(req, 0, &w)) ||
 	    (rc = run(&w, update_tx)))

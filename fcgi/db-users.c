@@ -167,6 +167,59 @@ load_row(struct cb_db *db, long long id, int lock, struct user_row *row)
 	return rc;
 }
 
+/*
+ * The router let the acting admin in when its request started; another admin
+ * may since have deactivated or demoted it, and two admins removing each
+ * other at once would both succeed and leave neither. So its row is read
+ * again inside the write, locked until COMMIT: whichever of two such writes
+ * locks second sees the first one's result and changes nothing. A shared
+ * lock is enough to keep the row as read, and lets one admin's own writes
+ * run side by side. CB_ERR_REPLY with 401 (deactivated) or 403 (no longer
+ * an admin) in e.
+ */
+static int
+admin_still_acts(struct cb_db *db, long long admin_id, struct cb_error *e)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res,
+	    "SELECT role, is_active FROM users WHERE id = ? LOCK IN SHARE MODE", "i", admin_id);
+
+	if (rc != CB_OK)
+		return rc;
+	int is_active = res->nrows == 1 && cb_res_int(res, 0, "is_active") != 0;
+	unsigned role = res->nrows == 1 ? cb_role_parse(cb_res_str(res, 0, "role")) : 0;
+	cb_res_free(res);
+	if (!is_active) {
+		cb_error_set(e, 401, "unauthorized", NULL, "the token was revoked meanwhile");
+		return CB_ERR_REPLY;
+	}
+	if (role != CB_ROLE_ADMIN) {
+		cb_error_set(e, 403, "forbidden", NULL, "this user is no longer an admin");
+		return CB_ERR_REPLY;
+	}
+	return CB_OK;
+}
+
+/*
+ * Locks user id's row into *locked and, if admin_id is another user, the
+ * acting admin's (admin_still_acts): two users rows, lower id first, so two
+ * admins acting on each other wait for one another instead of deadlocking.
+ */
+static int
+lock_rows(
+    struct cb_db *db, long long id, long long admin_id, struct user_row *locked, struct cb_error *e)
+{
+	int rc = CB_OK;
+
+	if (admin_id > 0 && admin_id < id)
+		rc = admin_still_acts(db, admin_id, e);
+	if (rc == CB_OK)
+		rc = load_row(db, id, 1, locked);
+	if (rc == CB_OK && admin_id > id)
+		rc = admin_still_acts(db, admin_id, e);
+	return rc;
+}
+
 /* The state in asks for, starting from before. */
 static void
 wanted_state(
@@ -249,7 +302,7 @@ cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in
 	    &row.st, &after, in->has_max_chats && in->max_chats > row.max_chats, &plan);
 	if ((rc = cb_db_lock_departments(db, row.st.department_id, after.department_id)) != CB_OK ||
 	    (plan.requeue && (rc = cb_db_agent_chats_mutex(db, id)) != CB_OK) ||
-	    (rc = load_row(db, id, 1, &locked)) != CB_OK)
+	    (rc = lock_rows(db, id, in->admin_id, &locked, e)) != CB_OK)
 		return rc;
 	/*
 	 * Changed since the first read (moved, deactivated, ...): our locks may be
@@ -259,6 +312,9 @@ cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in
 	if (locked.st.department_id != row.st.department_id || locked.st.role != row.st.role ||
 	    locked.st.is_active != row.st.is_active || locked.max_chats != row.max_chats)
 		return CB_ERR_RETRY;
+	/* An admin writing its own row: the row just locked is the one to check. */
+	if (in->admin_id == id && (rc = admin_still_acts(db, id, e)) != CB_OK)
+		return rc;
 	if (plan.check_department &&
 	    (rc = cb_db_department_usable(db, after.department_id)) == CB_ERR_NOTFOUND)
 		return department_unusable(e);
@@ -271,8 +327,31 @@ cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in
 	return rc;
 }
 
+/*
+ * Anyone but an agent: both rows locked in id order (lock_rows), then the
+ * target checked again. One that became an agent meanwhile needs its
+ * department locked first: the transaction runs again.
+ */
+static int
+deactivate_other(
+    struct cb_db *db, long long id, unsigned role, long long admin_id, struct cb_error *e)
+{
+	struct user_row locked;
+	int rc = lock_rows(db, id, admin_id, &locked, e);
+
+	if (rc == CB_OK && locked.st.role != role)
+		rc = CB_ERR_RETRY;
+	else if (rc == CB_OK && !locked.st.is_active)
+		rc = CB_ERR_NOTFOUND;
+	if (rc != CB_OK)
+		return rc;
+	return cb_db_exec(
+	    db, "UPDATE users SET is_active = FALSE, updated_at = NOW(3) WHERE id = ?", "i", id);
+}
+
 int
-cb_db_user_deactivate(struct cb_db *db, long long id, struct cb_events *ev)
+cb_db_user_deactivate(
+    struct cb_db *db, long long id, long long admin_id, struct cb_events *ev, struct cb_error *e)
 {
 	unsigned role;
 	int is_active;
@@ -282,12 +361,18 @@ cb_db_user_deactivate(struct cb_db *db, long long id, struct cb_events *ev)
 		rc = CB_ERR_NOTFOUND;
 	if (rc != CB_OK)
 		return rc;
-	if (role == CB_ROLE_AGENT)
+	/*
+	 * An agent's row is locked after its department and its chats' mutexes
+	 * (db-assign.h), so the admin's row comes after it: an agent is never
+	 * the acting admin, so no one waits the other way round.
+	 */
+	if (role == CB_ROLE_AGENT) {
 		rc = cb_db_agent_set_presence(db, id, "offline", 1, ev, NULL, NULL);
-	else
-		rc = cb_db_exec(db,
-		    "UPDATE users SET is_active = FALSE, updated_at = NOW(3) WHERE id = ?", "i",
-		    id);
+		if (rc == CB_OK)
+			rc = admin_still_acts(db, admin_id, e);
+	} else {
+		rc = deactivate_other(db, id, role, admin_id, e);
+	}
 	if (rc == CB_OK)
 		rc = cb_db_sessions_revoke_user(db, id, 0);
 	return rc;

@@ -74,6 +74,7 @@ struct cb_user_input {
 	long long max_chats;
 	int is_active;
 	long long keep_session; /* a new password revokes every other session but this one */
+	long long admin_id; /* the acting admin, checked again inside the write; 0: self-service */
 };
 
 /*
@@ -86,14 +87,19 @@ struct cb_user_input {
  *   cb_logic_user_plan): requeue, department moves, drains, deactivation
  *   with revoked tokens, reactivation, agent.status to the agent and to both
  *   its old and new department.
- * deactivate: DELETE of a user: is_active false, tokens revoked, an agent
- *   set offline with 6.4. An already deactivated user is CB_ERR_NOTFOUND.
+ * deactivate: DELETE of a user by admin_id: is_active false, tokens
+ *   revoked, an agent set offline with 6.4. An already deactivated user is
+ *   CB_ERR_NOTFOUND.
+ * The acting admin (in->admin_id, admin_id) is checked again with its row
+ * locked: one deactivated or demoted meanwhile changes nothing, and gets 401
+ * or 403 in e.
  */
 int cb_db_user_create(struct cb_db *db, const struct cb_user_input *in, long long *id,
     struct cb_events *ev, struct cb_error *e);
 int cb_db_user_update(struct cb_db *db, long long id, const struct cb_user_input *in,
     struct cb_events *ev, struct cb_error *e);
-int cb_db_user_deactivate(struct cb_db *db, long long id, struct cb_events *ev);
+int cb_db_user_deactivate(
+    struct cb_db *db, long long id, long long admin_id, struct cb_events *ev, struct cb_error *e);
 
 /* Sets last_seen_at of an active user to now; CB_ERR_NOTFOUND otherwise. */
 int cb_db_user_heartbeat(struct cb_db *db, long long id);

@@ -79,16 +79,6 @@ disconnect(struct cb_db *db)
 	db->nmutexes = 0;
 }
 
-void
-cb_db_free(struct cb_db *db)
-{
-	if (db == NULL)
-		return;
-	disconnect(db);
-	free(db->mutexes);
-	free(db);
-}
-
 /*
  * Reads the answer to the release sent by cb_db_chat_mutex_release. Should
  * the connection have died meanwhile, the locks died with it: start afresh.
@@ -102,6 +92,23 @@ settle(struct cb_db *db)
 		    mysql_error(db->conn));
 		disconnect(db);
 	}
+}
+
+/*
+ * A chat mutex release still unread (cb_db_chat_mutex_release) is read
+ * first: a socket closed with its answer unread is reset, and MariaDB logs
+ * an aborted connection instead of a quit.
+ */
+void
+cb_db_free(struct cb_db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->conn != NULL && db->unread)
+		settle(db);
+	disconnect(db);
+	free(db->mutexes);
+	free(db);
 }
 
 int

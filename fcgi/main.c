@@ -24,58 +24,41 @@
 #include "router.h"
 #include "util.h"
 
-/* Built with AddressSanitizer (gcc says so one way, clang another). */
-#if defined(__SANITIZE_ADDRESS__)
-#define CB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CB_ASAN 1
-#endif
-#endif
-#ifdef CB_ASAN
-#include <sanitizer/lsan_interface.h>
-#endif
-
 static volatile sig_atomic_t busy, stopping;
 
-/*
- * In a sanitizer build (tools/carebot test's), a worker that stops looks for
- * leaked memory first, so every request of the e2e suite is checked for
- * leaks; the report goes where ASAN_OPTIONS's log_path says. A busy worker
- * stops by returning from main, where LeakSanitizer checks by itself. The
- * idle one checks from its signal handler, between requests; should the
- * signal have caught it inside the allocator, the alarm ends the wait.
- */
-static void
-check_leaks(void)
-{
-#ifdef CB_ASAN
-	struct sigaction dfl;
-
-	memset(&dfl, 0, sizeof dfl);
-	dfl.sa_handler = SIG_DFL;
-	sigaction(SIGALRM, &dfl, NULL);
-	alarm(10);
-	__lsan_do_leak_check();
-#endif
-}
+/* How long an idle worker told to stop may wait before accept is woken again (on_stop). */
+#define STOP_WAKE_S 1
 
 /*
- * A stop signal while idle in accept ends the worker at once; while a request
- * runs, the worker finishes it first. multiwatch is told -s TERM, but Debian
- * 12's multiwatch 1.0.0 sends the signal whose number is the name's place in
- * its table, so TERM arrives as SIGQUIT (and its default USR1 as SIGILL).
- * TERM, QUIT, INT and USR1 all stop gracefully, with that multiwatch and with
- * one that sends what it is told.
+ * A stop signal ends the worker through the end of main, which closes its
+ * MariaDB connection (one that just vanished is logged by MariaDB as an
+ * aborted connection, per worker on every pool stop) and, in a sanitizer
+ * build, has LeakSanitizer check for leaks at exit. While a request runs,
+ * the worker finishes it first. While idle, FCGX_ShutdownPending makes
+ * libfcgi's accept, interrupted by the signal (no SA_RESTART), return at
+ * once. A signal landing just before accept starts to wait would be missed:
+ * the alarm interrupts it again then (a request that starts meanwhile
+ * cancels it).
+ * multiwatch is told -s TERM, but Debian 12's multiwatch 1.0.0 sends the
+ * signal whose number is the name's place in its table, so TERM arrives as
+ * SIGQUIT (and its default USR1 as SIGILL). TERM, QUIT, INT and USR1 all
+ * stop gracefully, with that multiwatch and with one that sends what it is
+ * told.
  */
 static void
 on_stop(int sig)
 {
-	if (!busy) {
-		check_leaks();
-		_exit(0);
-	}
 	stopping = 1;
+	if (!busy) {
+		FCGX_ShutdownPending();
+		alarm(STOP_WAKE_S);
+	}
+}
+
+/* Only interrupts: the same as the chats' mutexes' tick (chat-mutex.c), which also uses SIGALRM. */
+static void
+on_alarm(int sig)
+{
 }
 
 static void
@@ -133,6 +116,8 @@ main(int argc, char **argv)
 	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	cb_cache_open(cfg.shared_file, cfg.cache_max_age_ms);
@@ -144,10 +129,12 @@ main(int argc, char **argv)
 	cb_info("worker ready");
 	while (!stopping && FCGX_Accept_r(&fcgx) >= 0) {
 		busy = 1;
+		alarm(0);
 		serve(&fcgx, &cfg, db);
 		FCGX_Finish_r(&fcgx);
 		busy = 0;
 	}
+	alarm(0);
 	cb_info("worker stopping");
 	cb_db_free(db);
 	cb_cache_close();

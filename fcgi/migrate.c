@@ -68,21 +68,54 @@ apply(struct cb_db *db, const char *dir, const char *name)
 	return rc;
 }
 
+/*
+ * The named lock that migrate and seed run under: two runs at once (two
+ * hosts' deploy scripts, say) would both find a row missing and both try to
+ * add it; the second one waits instead, then finds nothing to do. A seed
+ * never meets a half-applied migration either. CB_ERR, said on stderr, when
+ * another run holds it for a minute.
+ */
+static int
+schema_lock(struct cb_db *db, const char *what)
+{
+	struct cb_res *res;
+	int rc = cb_db_query(db, &res, "SELECT GET_LOCK('carebot.migrate', 60) AS got", "");
+
+	if (rc != CB_OK)
+		return rc;
+	int got = cb_res_int(res, 0, "got") == 1;
+	cb_res_free(res);
+	if (!got) {
+		fprintf(stderr,
+		    "carebot-admin: %s: another migrate or seed held the lock for 60 s; try again\n",
+		    what);
+		return CB_ERR;
+	}
+	return CB_OK;
+}
+
+static void
+schema_unlock(struct cb_db *db)
+{
+	struct cb_res *res;
+
+	if (cb_db_query(db, &res, "SELECT RELEASE_LOCK('carebot.migrate') AS released", "") ==
+	    CB_OK)
+		cb_res_free(res);
+}
+
 int
 cb_migrate(struct cb_db *db, const char *dir)
 {
 	struct dirent **names;
-	struct cb_res *res = NULL;
 	int rc, n;
 
 	rc = cb_db_exec(db,
 	    "CREATE TABLE IF NOT EXISTS schema_migrations (version VARCHAR(255) NOT NULL PRIMARY KEY, "
 	    "applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB",
 	    "");
-	/* Two migrate runs at once: the second waits, then finds nothing to do. */
 	if (rc == CB_OK)
-		rc = cb_db_query(db, &res, "SELECT GET_LOCK('carebot.migrate', 60) AS got", "");
-	cb_res_free(res);
+		rc = schema_lock(db, "migrate");
 	if (rc != CB_OK)
 		return rc;
 	n = scandir(dir, &names, is_migration, alphasort);
@@ -97,9 +130,7 @@ cb_migrate(struct cb_db *db, const char *dir)
 	}
 	if (n >= 0)
 		free(names);
-	res = NULL;
-	cb_db_query(db, &res, "SELECT RELEASE_LOCK('carebot.migrate') AS released", "");
-	cb_res_free(res);
+	schema_unlock(db);
 	return rc;
 }
 
@@ -119,8 +150,9 @@ static const struct seed_user {
     {"customer1", "password123", "Casey Customer", "customer", NULL},
 };
 
+/* Adds department name unless it is there; *added says whether it was. */
 static int
-seed_department(struct cb_db *db, const char *name, int want_default)
+seed_department(struct cb_db *db, const char *name, int want_default, int *added)
 {
 	struct cb_res *res;
 	int rc = cb_db_query(db, &res,
@@ -128,6 +160,7 @@ seed_department(struct cb_db *db, const char *name, int want_default)
 	    "  (SELECT COUNT(*) FROM departments WHERE default_flag = 1) AS defaults",
 	    "s", name);
 
+	*added = 0;
 	if (rc != CB_OK)
 		return rc;
 	int present = cb_res_int(res, 0, "present") > 0;
@@ -136,17 +169,21 @@ seed_department(struct cb_db *db, const char *name, int want_default)
 	cb_res_free(res);
 	if (present)
 		return CB_OK;
-	return cb_db_exec(db, "INSERT INTO departments (name, is_default) VALUES (?, ?)", "si",
-	    name, (long long)is_default);
+	rc = cb_db_exec(db, "INSERT INTO departments (name, is_default) VALUES (?, ?)", "si", name,
+	    (long long)is_default);
+	*added = rc == CB_OK;
+	return rc;
 }
 
+/* Adds user u unless its username is taken; *added says whether it was. */
 static int
-seed_user(struct cb_db *db, const struct seed_user *u)
+seed_user(struct cb_db *db, const struct seed_user *u, int *added)
 {
 	char hash[CB_PWHASH_LEN];
 	struct cb_res *res;
 	int rc = cb_db_query(db, &res, "SELECT id FROM users WHERE username = ?", "s", u->username);
 
+	*added = 0;
 	if (rc != CB_OK)
 		return rc;
 	int exists = res->nrows > 0;
@@ -155,23 +192,75 @@ seed_user(struct cb_db *db, const struct seed_user *u)
 		return CB_OK;
 	if (cb_auth_password_hash(u->password, hash) != CB_OK)
 		return CB_ERR;
-	return cb_db_exec(db,
+	rc = cb_db_exec(db,
 	    "INSERT INTO users (username, password_hash, full_name, role, department_id, presence, max_chats) "
 	    "VALUES (?, ?, ?, ?, (SELECT id FROM departments WHERE live_name = LOWER(?)), 'offline', 5)",
 	    "sssss", u->username, hash, u->full_name, u->role, u->department);
+	*added = rc == CB_OK;
+	return rc;
 }
 
+/* Why adding a sample row failed, in the operator's words; the database's own are logged above. */
+static const char *
+seed_failure(int rc)
+{
+	switch (rc) {
+	case CB_ERR_UNAVAILABLE: return "the database cannot be reached";
+	case CB_ERR_DUPLICATE: return "one of that name was added meanwhile";
+	case CB_ERR_RETRY: return "a lock wait timed out";
+	default: return "the database refused it (see the log line above; has migrate run?)";
+	}
+}
+
+static const char *
+plural(int n)
+{
+	return n == 1 ? "" : "s";
+}
+
+/* Adds what is missing, counting it in *ndepts and *nusers; on failure, says which row. */
+static int
+seed_rows(struct cb_db *db, int *ndepts, int *nusers)
+{
+	const char *row = NULL;
+	int rc = CB_OK, added;
+
+	for (size_t i = 0; rc == CB_OK && i < CB_ARRAY_LEN(departments); i++) {
+		row = departments[i];
+		rc = seed_department(db, row, i == 0, &added);
+		*ndepts += added;
+	}
+	for (size_t i = 0; rc == CB_OK && i < CB_ARRAY_LEN(users); i++) {
+		row = users[i].username;
+		rc = seed_user(db, &users[i], &added);
+		*nusers += added;
+	}
+	if (rc != CB_OK)
+		fprintf(stderr,
+		    "carebot-admin: seed: cannot add '%s': %s (%d department%s and %d user%s added "
+		    "before it)\n",
+		    row, seed_failure(rc), *ndepts, plural(*ndepts), *nusers, plural(*nusers));
+	return rc;
+}
+
+/*
+ * Under migrate's lock (schema_lock), so that two seeds at once do not both
+ * find a row missing and both add it: the second waits, then adds nothing.
+ * Says what it added.
+ */
 int
 cb_seed(struct cb_db *db)
 {
-	int rc = CB_OK;
+	int ndepts = 0, nusers = 0;
+	int rc = schema_lock(db, "seed");
 
-	for (size_t i = 0; rc == CB_OK && i < CB_ARRAY_LEN(departments); i++)
-		rc = seed_department(db, departments[i], i == 0);
-	for (size_t i = 0; rc == CB_OK && i < CB_ARRAY_LEN(users); i++)
-		rc = seed_user(db, &users[i]);
+	if (rc != CB_OK)
+		return rc;
+	rc = seed_rows(db, &ndepts, &nusers);
+	schema_unlock(db);
 	if (rc == CB_OK)
-		printf("sample data in place: %zu departments, %zu users\n",
-		    CB_ARRAY_LEN(departments), CB_ARRAY_LEN(users));
+		printf("seed: %d department%s and %d user%s added%s\n", ndepts, plural(ndepts),
+		    nusers, plural(nusers),
+		    ndepts + nusers == 0 ? " (the sample data was there already)" : "");
 	return rc;
 }

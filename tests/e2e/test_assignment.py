@@ -459,9 +459,37 @@ def test_reassign_times_out_silent_agents(w, api, admin_cli):
     assert w.user(fresh["id"])["presence"] == "available"  # seen within the hour: kept
 
 
-def test_reassign_prints_one_line_and_rejects_bad_options(admin_cli):
+def test_reassign_prints_one_line_and_rejects_bad_options(w, admin_cli):
+    """carebot-admin names a bad argument on stderr, then prints the usage,
+    exits 2 and changes nothing: an agent never seen, whom any reassign sets
+    offline, stays available. --help and -h print the usage on stdout."""
+    silent = w.agent(w.department()["id"], max_chats=1, presence="available")
+    bad_ones = {
+        ("reassign", "--offline-after", "soon"): "'soon'",
+        ("reassign", "--offline-after", "-1"): "'-1'",
+        ("reassign", "--offline-after", "1x"): "'1x'",
+        ("reassign", "--offline-after=1x"): "'1x'",
+        ("reassign", "--offline-after"): "--offline-after needs a value",
+        ("reassign", "--later"): "'--later'",
+        ("reassign", "--offline-after", "0", "now"): "'now'",
+        ("frob",): "unknown command 'frob'",
+        ("seed", "twice"): "'twice'",
+        ("token",): "USERNAME",
+        ("--frob", "reassign"): "'--frob'",
+    }
+    for args, named in bad_ones.items():
+        done = admin_cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        first, *rest = done.stderr.splitlines() or [""]
+        assert first.startswith("carebot-admin: ") and named in first, (args, done.stderr)
+        assert rest and rest[0].startswith("usage: carebot-admin"), (args, done.stderr)
+        assert done.stdout == "", args
+    assert w.user(silent["id"])["presence"] == "available"
+    for flag in ("--help", "-h"):
+        done = admin_cli(flag)
+        assert done.returncode == 0 and done.stderr == "", (flag, done.stderr)
+        assert done.stdout.startswith("usage: carebot-admin") and "reassign" in done.stdout, flag
     done = admin_cli("reassign")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip().splitlines()) == 1
-    for bad in (["--offline-after", "soon"], ["--offline-after", "-1"], ["--offline-after"], ["--later"]):
-        assert admin_cli("reassign", *bad).returncode != 0, bad
+    assert w.user(silent["id"])["presence"] == "offline"

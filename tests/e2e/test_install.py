@@ -1,5 +1,6 @@
 """The production install of contract section 1: `make install` puts
-carebot-fcgi, carebot-admin, the schema and an nginx config on the host, and
+carebot-fcgi, carebot-admin, the schema and the examples (nginx site, worker
+config, crontab) on the host, the examples naming the configured paths, and
 each of them works as installed (README 9).
 
 The installed carebot-admin migrates and seeds a database of its own on the
@@ -20,7 +21,7 @@ import pytest
 import requests
 
 import rt
-from test_ops import HEALTHY, UnixHTTPConnection, assert_error, free_port, wait_for
+from test_ops import HEALTHY, UnixHTTPConnection, assert_error, free_port, root_sql, wait_for
 
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 
@@ -41,22 +42,67 @@ def installed(repo_root):
         shutil.rmtree(dest, ignore_errors=True)
 
 
-def test_make_install_puts_the_binaries_the_schema_and_the_nginx_config(installed, repo_root):
+def configured(repo_root, *names):
+    """The build's installation directories (bindir, ...), as make expands them."""
+    build = repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build")
+    show = "show:\n\t@echo " + " ".join(f"$({name})" for name in names) + "\n"
+    done = subprocess.run(["make", "-s", "-C", str(build), "-f", "Makefile", "-f", "-", "show"],
+                          input=show, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return dict(zip(names, done.stdout.split()))
+
+
+def test_make_install_puts_the_binaries_the_schema_and_the_examples(installed, repo_root):
     for name in ("carebot-fcgi", "carebot-admin"):
         binary = installed / "bin" / name
         assert binary.is_file() and os.access(binary, os.X_OK), binary
     schema = sorted(p.name for p in (installed / "share" / "carebot" / "schema").iterdir())
     assert schema == sorted(p.name for p in (repo_root / "schema").glob("*.sql"))
-    example = installed / "share" / "carebot" / "nginx" / "carebot.conf.example"
-    assert example.read_bytes() == (repo_root / "nginx" / "carebot.conf.example").read_bytes()
+    # The examples are their templates with the configured paths written in;
+    # the nginx site's workers and the crontab's sweep read the very file the
+    # programs look for without -c (an audit found /etc/carebot.conf there).
+    dirs = configured(repo_root, "bindir", "sysconfdir", "datadir", "pkgdatadir")
+    conf = f"{dirs['sysconfdir']}/carebot/carebot.conf"
+    examples = [  # template, where it is installed under <datadir>/carebot, a line it must hold
+        ("nginx/carebot.conf.example.in", "nginx/carebot.conf.example",
+         f"{dirs['bindir']}/carebot-fcgi -c {conf}\n"),
+        ("etc/carebot.conf.example.in", "carebot.conf.example",
+         f"#schema_dir = {dirs['datadir']}/carebot/schema\n"),
+        ("tools/crontab.example.in", "crontab.example",
+         f"{dirs['bindir']}/carebot-admin -c {conf} reassign "),
+    ]
+    for source, target, named in examples:
+        installed_as = installed / "share" / "carebot" / target
+        text = installed_as.read_text()
+        template = (repo_root / source).read_text()
+        for name, path in dirs.items():
+            template = template.replace(f"@{name}@", path)
+        assert text == template, installed_as
+        assert not re.search(r"@\w+@", text), installed_as
+        assert named in text and conf in text, installed_as
 
 
-def root_sql(state_dir, statement):
-    done = subprocess.run(["mariadb", f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
-                           "--batch", "--skip-column-names", "-e", statement],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+def test_installed_config_example_has_every_key_and_parses(installed, state_dir, repo_root):
+    """Each key of config.c, commented out at its default: uncommented, with
+    only the database settings pointed at the test instance, carebot-admin
+    takes it and works."""
+    example = (installed / "share" / "carebot" / "carebot.conf.example").read_text()
+    settings = dict(re.findall(r"(?m)^#(\w+) =[ ]?(.*)$", example))
+    source = (repo_root / "fcgi" / "config.c").read_text()
+    keys = re.findall(r'(?m)^\s+(?:STR|INT)\((\w+)|^\s+\{"(\w+)", K_', source)
+    assert sorted(settings) == sorted(a or b for a, b in keys)
+    instance = dict(re.findall(r"(?m)^(db_\w+)\s*=\s*(.*?)\s*$", (state_dir / "carebot.conf").read_text()))
+    settings.update(instance)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="carebot-conf-example-"))
+    try:
+        conf = work / "carebot.conf"
+        conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
+        done = subprocess.run([str(installed / "bin" / "carebot-admin"), "-c", str(conf), "token", "admin"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert re.fullmatch(r"[0-9a-f]{64}\n", done.stdout), done.stdout
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_installed_admin_migrates_and_seeds_from_the_installed_schema(installed, state_dir):

@@ -1,12 +1,13 @@
 """Operations: health, the worker pool, the database going away, the private
-publisher, nginx's own error bodies and `tools/carebot down` (contract
-sections 1, 2, 7 and 8)."""
+publisher, nginx's own error bodies, `tools/carebot down` and two
+`carebot-admin seed` at once (contract sections 1, 2, 7, 8 and 9)."""
 
 import http.client
 import json
 import os
 import pathlib
 import random
+import re
 import shutil
 import signal
 import socket
@@ -365,7 +366,7 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
     """README 2: TERM to the pool (what `down` and a restart send) ends an idle
     worker at once and a busy one after its request. Debian's multiwatch passes
     the stop on as SIGQUIT, so a worker that handled only SIGTERM died at once,
-    in the middle of its request."""
+    in the middle of its request. Neither leaves MariaDB an aborted connection."""
     state = tempfile.mkdtemp(prefix="carebot-stop-")
     try:
         base = up_spare(repo_root, state, 2)
@@ -404,5 +405,54 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
         assert out and out[0].status_code == 201, out and out[0].text
         assert out[0].json()["content"] == "sent before the stop"
         assert wait_for(lambda: not alive(), 5), f"the busy worker did not stop after its request: {alive()}"
+        # Idle or busy, each closed its MariaDB connection on the way out: an
+        # idle one that just exited left MariaDB an aborted connection to log.
+        time.sleep(0.5)
+        log = pathlib.Path(state, "log", "mariadb.log").read_text().splitlines()
+        assert [line for line in log if "Aborted connection" in line] == []
     finally:
         down_spare(repo_root, state)
+
+
+def root_sql(state_dir, statement):
+    """statement run by MariaDB's root on the instance's server: its output, tab-separated."""
+    done = subprocess.run(["mariadb", f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
+                           "--batch", "--skip-column-names", "-e", statement],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_two_seeds_at_once_both_succeed_and_add_the_sample_data_once(repo_root, state_dir):
+    """seed looked for each sample row and then added it, unlocked: two at
+    once both found a row missing, and the one that added it second failed on
+    the duplicate, with exit status 1 and no message. It runs under migrate's
+    named lock now, and says what it added. On a database of its own, so that
+    the sample data is missing at first."""
+    db = "carebot_seed_race_test"
+    work = pathlib.Path(tempfile.mkdtemp(prefix="carebot-seed-"))
+    conf = work / "carebot.conf"
+    conf.write_text(re.sub(r"(?m)^db_name\s*=.*$", f"db_name = {db}", (state_dir / "carebot.conf").read_text()))
+    admin = [str(repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build") / "carebot-admin"), "-c", str(conf)]
+    root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
+                        f"GRANT ALL PRIVILEGES ON {db}.* TO 'carebot'@'localhost'; "
+                        f"GRANT ALL PRIVILEGES ON {db}.* TO 'carebot'@'127.0.0.1';")
+    try:
+        migrate = subprocess.run([*admin, "migrate"], capture_output=True, text=True, timeout=120)
+        assert migrate.returncode == 0, migrate.stderr
+        seeds = [subprocess.Popen([*admin, "seed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        done = [(seed.wait(timeout=120), *seed.communicate()) for seed in seeds]
+        assert [rc for rc, _, _ in done] == [0, 0], done
+        assert sorted(out for _, out, _ in done) == [
+            "seed: 0 departments and 0 users added (the sample data was there already)\n",
+            "seed: 4 departments and 8 users added\n"], done
+        names = root_sql(state_dir, f"SELECT name FROM {db}.departments ORDER BY name").splitlines()
+        assert names == ["Billing", "Customer Care", "Sales", "Technical Support"]
+        users = root_sql(state_dir, f"SELECT username FROM {db}.users ORDER BY username").split()
+        assert users == sorted(["admin", "alice_cc", "bob_cc", "charlie_tech", "diana_tech",
+                                "eve_sales", "frank_billing", "customer1"])
+    finally:
+        root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}")
+        shutil.rmtree(work, ignore_errors=True)

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from conftest import Api
 from dirhelp import PASSWORD, USER_FIELDS, assert_error, directory, parse_time, uid  # noqa: F401
 
 
@@ -530,6 +531,43 @@ def test_deactivation_by_put_revokes_too(directory):
     got = directory.ok(api.put(f"/api/users/{customer['id']}", token=directory.admin, json={"is_active": False}))
     assert got["is_active"] is False
     assert_error(api.get("/api/auth/me", token=customer["token"]), 401, "unauthorized")
+
+
+def mutual(api, a, b, removal):
+    """a and b each remove the other at the same moment, each on its own connection."""
+    barrier = threading.Barrier(2)
+
+    def act(me, other):
+        own = Api(api.base_url)
+        barrier.wait()
+        if removal == "delete":
+            return own.delete(f"/api/users/{other['id']}", token=me["token"])
+        return own.put(f"/api/users/{other['id']}", token=me["token"], json=removal)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        both = [pool.submit(act, a, b), pool.submit(act, b, a)]
+        return [f.result() for f in both]
+
+
+@pytest.mark.parametrize("removal", ["delete", {"is_active": False}, {"role": "customer"}],
+                         ids=["delete", "deactivate", "demote"])
+def test_two_admins_removing_each_other_at_once_leave_one(directory, removal):
+    """Each request checked its admin when it started, so both mutual removals
+    went through and no admin of the pair was left. The write checks the
+    acting admin again under its row lock: at most one wins, the other is
+    refused as deactivated (401) or no longer an admin (403); a request that
+    starts after its admin became a customer finds no such user (404)."""
+    refused = (401, 403, 404) if removal == {"role": "customer"} else (401, 403)
+    for _ in range(10):
+        a, b = directory.user("admin"), directory.user("admin")
+        replies = mutual(directory.api, a, b, removal)
+        won = [r for r in replies if r.status_code in (200, 204)]
+        assert len(won) <= 1, [r.text for r in replies]
+        for r in replies:
+            assert r.status_code in (200, 204, *refused), r.text
+        after = [directory.get_user(u["id"]) for u in (a, b)]
+        admins = [u for u in after if u["is_active"] and u["role"] == "admin"]
+        assert len(admins) == 2 - len(won), after
 
 
 # ---- presence ------------------------------------------------------------------
