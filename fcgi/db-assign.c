@@ -277,10 +277,15 @@ cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *prese
 		return rc;
 	rc = cb_db_exec(db,
 	    "UPDATE users SET presence = ?, is_active = is_active AND NOT ?, updated_at = NOW(3) "
-	    "WHERE id = ? AND department_id <=> ?",
-	    "siiI", presence, (long long)deactivate, agent_id, dept);
+	    "WHERE id = ? AND department_id <=> ? AND (is_active OR NOT ?)",
+	    "siiIi", presence, (long long)deactivate, agent_id, dept, (long long)deactivate);
+	/*
+	 * Moved to another department meanwhile, or (deactivate) deactivated by
+	 * a racing DELETE: decide again, and the second DELETE finds the agent
+	 * gone (404), as one after it would.
+	 */
 	if (rc == CB_OK && cb_db_affected(db) == 0)
-		rc = CB_ERR_RETRY; /* moved to another department meanwhile */
+		rc = CB_ERR_RETRY;
 	if (rc == CB_OK && offline)
 		rc = cb_db_assign_requeue_agent(db, agent_id, ev, requeued);
 	if (rc == CB_OK)

@@ -148,9 +148,13 @@ cb_db_request_start(struct cb_db *db)
 	db->statements = 0;
 }
 
-/* Maps a server or client error to our codes; a lost connection is dropped. */
+/*
+ * Maps a server or client error to our codes; a lost connection is dropped.
+ * msg: the error's text when it is no longer the connection's (a statement
+ * closed already), else NULL.
+ */
 static int
-classify(struct cb_db *db, unsigned err, const char *what, const char *sql)
+classify_msg(struct cb_db *db, unsigned err, const char *msg, const char *what, const char *sql)
 {
 	switch (err) {
 	case ER_DUP_ENTRY: return CB_ERR_DUPLICATE;
@@ -162,13 +166,22 @@ classify(struct cb_db *db, unsigned err, const char *what, const char *sql)
 	default:
 		if (err < CR_MIN_ERROR || err > CR_MAX_ERROR) {
 			cb_error("database: %s failed (%u): %s [%s]", what, err,
-			    db->conn ? mysql_error(db->conn) : "", sql);
+			    msg            ? msg
+			        : db->conn ? mysql_error(db->conn)
+			                   : "",
+			    sql);
 			return CB_ERR;
 		}
 	}
 	cb_warn("database: connection lost during %s (%u)", what, err);
 	disconnect(db);
 	return CB_ERR_UNAVAILABLE;
+}
+
+static int
+classify(struct cb_db *db, unsigned err, const char *what, const char *sql)
+{
+	return classify_msg(db, err, NULL, what, sql);
 }
 
 static MYSQL_STMT *
@@ -189,8 +202,11 @@ prepare(struct cb_db *db, const char *sql, int *rc)
 	}
 	if (mysql_stmt_prepare(stmt, sql, strlen(sql)) != 0) {
 		unsigned err = mysql_stmt_errno(stmt);
+		char msg[MYSQL_ERRMSG_SIZE];
+
+		snprintf(msg, sizeof msg, "%s", mysql_stmt_error(stmt));
 		mysql_stmt_close(stmt);
-		*rc = classify(db, err, "prepare", sql);
+		*rc = classify_msg(db, err, msg, "prepare", sql);
 		return NULL;
 	}
 	my_bool update_max = 1;

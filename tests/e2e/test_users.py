@@ -756,3 +756,24 @@ def test_new_password_ends_every_other_session(api, admin_token, token_for):
     fresh = token_for(username)
     assert api.put(f"/api/users/{user_id}", token=admin_token, json={"full_name": "No Password Change"}).status_code == 200
     assert api.get("/api/auth/me", token=fresh).status_code == 200     # other edits end nothing
+
+
+@pytest.mark.parametrize("role", ["agent", "customer"])
+def test_racing_deletes_of_one_user_give_one_204(directory, role):
+    """Three DELETEs of one user at once: one deactivates it (204), the others
+    find it deleted (404), as a DELETE after it does (README 11). Each checked
+    is_active before its locks, so all three answered 204 (an audit: 19 in 20)."""
+    dept = directory.department()
+    for _ in range(6):
+        user = directory.agent(dept, presence="available") if role == "agent" else directory.user("customer")
+        barrier = threading.Barrier(3)
+
+        def delete():
+            own = Api(directory.api.base_url)
+            barrier.wait()
+            return own.delete(f"/api/users/{user['id']}", token=directory.admin)
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            statuses = sorted(f.result().status_code for f in [pool.submit(delete) for _ in range(3)])
+        assert statuses == [204, 404, 404], statuses
+        assert directory.get_user(user["id"])["is_active"] is False

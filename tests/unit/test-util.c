@@ -34,7 +34,7 @@ START_TEST(utf8_scrub_leaves_only_well_formed_text)
 	char whole[] = "\xf0\x9f\x98\x80 \xe2\x82\xac";
 
 	cb_utf8_scrub(path);
-	ck_assert_str_eq(path, "/api/x?/caf\xc3\xa9/?(/???/??");
+	ck_assert_str_eq(path, "/api/x?/caf\xc3\xa9/?(/?\?\?/?\?");
 	ck_assert(cb_utf8_valid(path, strlen(path)));
 	cb_utf8_scrub(whole);
 	ck_assert_str_eq(whole, "\xf0\x9f\x98\x80 \xe2\x82\xac");
