@@ -136,6 +136,17 @@ cb_events_also_to(struct cb_events *ev, size_t i, const char *kind, long long id
 	add_channels(&ev->items[i], one);
 }
 
+/* The envelope's "at" value in an event's text (envelope() writes it first of all strings after the type). */
+static char *
+stamp_in(char *json)
+{
+	static const char key[] = "\"at\":\"";
+	char *at = strstr(json, key);
+
+	return at != NULL && strlen(at) >= sizeof key - 1 + CB_STAMP_LEN ? at + sizeof key - 1
+	                                                                 : NULL;
+}
+
 void
 cb_events_move_last(struct cb_events *ev, size_t pos)
 {
@@ -144,6 +155,14 @@ cb_events_move_last(struct cb_events *ev, size_t pos)
 	struct cb_event last = ev->items[ev->n - 1];
 	memmove(&ev->items[pos + 1], &ev->items[pos], (ev->n - 1 - pos) * sizeof *ev->items);
 	ev->items[pos] = last;
+	/*
+	 * Stamped after the events it now precedes, it takes the stamp of the
+	 * first of them, so that "at" never goes back along a channel (an audit
+	 * saw chat.transferred 1 ms after the "joined" message that follows it).
+	 */
+	char *mine = stamp_in(ev->items[pos].json), *next = stamp_in(ev->items[pos + 1].json);
+	if (mine != NULL && next != NULL && memcmp(next, mine, CB_STAMP_LEN) < 0)
+		memcpy(mine, next, CB_STAMP_LEN);
 }
 
 void

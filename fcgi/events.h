@@ -9,6 +9,9 @@
 #include <json-c/json.h>
 #include <stddef.h>
 
+/* "2026-11-24T09:30:00.123Z": the length of every event's "at". */
+#define CB_STAMP_LEN 24
+
 struct cb_event {
 	char *channels; /* comma-separated Nchan ids: "chat/7,agent/3,department/1" */
 	char *json; /* {"type","chat_id","at","data"} */
@@ -40,7 +43,8 @@ void cb_events_also_to(struct cb_events *ev, size_t i, const char *kind, long lo
 /*
  * Moves the last event to position pos, after the first pos events: for an
  * event whose data is known only after later changes, but which must be
- * published in the order of the change it reports.
+ * published in the order of the change it reports. Its "at" becomes the
+ * one of the event it now precedes when that one is earlier.
  */
 void cb_events_move_last(struct cb_events *ev, size_t pos);
 /* Replaces the data of agent.status event i with user (taken), stamped now. */

@@ -436,3 +436,20 @@ def test_chat_events_in_order(w, api, base_url):
         got = channel_events(base_url, channel, token, transferred(cid))
         types = [e["type"] for e in got if e["chat_id"] == cid]
         assert "chat.transferred" in types, (channel, types)
+
+
+def test_at_never_goes_back_on_a_chat_channel(w, api, base_url):
+    """A transfer that assigns at once: chat.transferred goes out before the
+    "joined" message and chat.assigned of the assignment, and its at is not
+    later than theirs (it was stamped after them, then moved before them)."""
+    src, dst = w.department(), w.department()
+    agent = w.agent(src["id"], max_chats=10, presence="available")
+    w.agent(dst["id"], max_chats=10, presence="available")
+    for _ in range(5):
+        cid = w.chat(w.customer(), department_id=src["id"], message="hi")["id"]
+        ok(api.post(f"/api/chats/{cid}/transfer", token=agent["token"], json={"department_id": dst["id"]}))
+        events = channel_events(base_url, f"chat/{cid}", w.admin, lambda evs: len(evs) >= 7)
+        types = [e["type"] for e in events]
+        assert types[-4:] == ["message.created", "chat.transferred", "message.created", "chat.assigned"], types
+        stamps = [e["at"] for e in events]
+        assert stamps == sorted(stamps), list(zip(types, stamps))

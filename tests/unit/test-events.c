@@ -1,6 +1,7 @@
 /* test-events.c - the event envelope and its channel list (fcgi/events.c). */
 #include <json-c/json.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "events.h"
 #include "tests.h"
@@ -78,6 +79,38 @@ START_TEST(move_last_keeps_the_rest_in_order)
 		ck_assert_ptr_nonnull(strstr(ev.items[i].json, want[i]));
 	cb_events_move_last(&ev, 3); /* already last: no change */
 	ck_assert_ptr_nonnull(strstr(ev.items[3].json, "\"c\""));
+	cb_events_clear(&ev);
+}
+END_TEST
+
+static const char *
+stamp_of(const char *json)
+{
+	const char *at = strstr(json, "\"at\":\"");
+
+	ck_assert_ptr_nonnull(at);
+	return at + 6;
+}
+
+START_TEST(a_moved_event_is_stamped_no_later_than_the_next)
+{
+	static const char *const kinds[] = {"chat"};
+	long long ids[] = {1};
+	struct cb_events ev = {0};
+
+	cb_events_add(&ev, "first", 1, json_object_new_object(), kinds, ids, 1);
+	usleep(2000);
+	cb_events_add(&ev, "later", 1, json_object_new_object(), kinds, ids, 1);
+	ck_assert(
+	    strncmp(stamp_of(ev.items[0].json), stamp_of(ev.items[1].json), CB_STAMP_LEN) < 0);
+	cb_events_move_last(&ev, 0);
+	ck_assert_ptr_nonnull(strstr(ev.items[0].json, "\"later\""));
+	ck_assert(
+	    strncmp(stamp_of(ev.items[0].json), stamp_of(ev.items[1].json), CB_STAMP_LEN) == 0);
+	ck_assert_int_eq(stamp_of(ev.items[0].json)[CB_STAMP_LEN], '"');
+	json_object *parsed = json_tokener_parse(ev.items[0].json);
+	ck_assert_ptr_nonnull(parsed);
+	json_object_put(parsed);
 	cb_events_clear(&ev);
 }
 END_TEST
@@ -169,6 +202,7 @@ cb_suite_events(void)
 	tcase_add_test(tc, missing_and_repeated_channels_are_dropped);
 	tcase_add_test(tc, no_channel_no_event_and_null_chat_id);
 	tcase_add_test(tc, move_last_keeps_the_rest_in_order);
+	tcase_add_test(tc, a_moved_event_is_stamped_no_later_than_the_next);
 	tcase_add_test(tc, a_later_agent_status_replaces_the_earlier_and_keeps_its_channels);
 	tcase_add_test(tc, a_status_event_gets_new_data_and_keeps_its_channels);
 	tcase_add_test(tc, also_to_adds_a_channel_once);
