@@ -1,10 +1,12 @@
 /*
  * api-internal.c - GET /_auth: Nchan's nchan_authorize_request asks here
- * before it accepts a subscription (contract section 7). nginx reaches it
- * only through an `internal` location, passing the subscriber's original
- * URI in CAREBOT_AUTH_URI; no public path maps to it.
+ * before it accepts a subscription (contract section 7); GET /_bad_msgid:
+ * nginx, for a subscription whose message id Nchan could not read. nginx
+ * reaches both only through `internal` locations, passing the subscriber's
+ * original URI in CAREBOT_AUTH_URI; no public path maps to them.
  *
- * Answers 204 (allowed), 401 (no or bad token) or 403 (not allowed).
+ * Answers 204 (allowed; /_bad_msgid: 400), 401 (no or bad token) or 403
+ * (not allowed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,8 +128,13 @@ channel_exists(struct cb_request *req, enum channel kind, long long id, int *exi
 	return rc == CB_ERR_NOTFOUND ? CB_OK : rc;
 }
 
+/*
+ * The subscriber's token and its right to the channel, in that order: 403
+ * for no such channel, 401 for no token or a dead one, 403 when not
+ * allowed. CB_OK with nothing sent when the subscription may go ahead.
+ */
 static int
-authorize(struct cb_request *req)
+check_subscriber(struct cb_request *req)
 {
 	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", req->fcgx->envp);
 	char buf[256];
@@ -166,11 +173,40 @@ authorize(struct cb_request *req)
 		return rc;
 	if (!allowed)
 		return cb_forbidden(req);
-	cb_reply_empty(req, 204);
 	return CB_OK;
+}
+
+/* GET /_auth: Nchan's question; 204 lets the subscription go ahead. */
+static int
+authorize(struct cb_request *req)
+{
+	int rc = check_subscriber(req);
+
+	if (rc == CB_OK)
+		cb_reply_empty(req, 204);
+	return rc;
+}
+
+/*
+ * GET /_bad_msgid: a subscription whose message id to resume from nginx
+ * found malformed (nginx/carebot.conf.in, $cb_bad_msgid). Nchan would
+ * answer a plain-text 400 before the token is looked at; here the token
+ * comes first, as for every subscription, then a JSON 400.
+ */
+static int
+bad_message_id(struct cb_request *req)
+{
+	int rc = check_subscriber(req);
+
+	if (rc == CB_OK)
+		return cb_fail(req, 400, "bad_request", NULL,
+		    "the message id to resume from (Last-Event-ID or last_event_id) is malformed; "
+		    "send one the server sent, or none");
+	return rc;
 }
 
 const struct cb_route cb_api_internal_routes[] = {
     {"GET", "/_auth", CB_ROLE_ANON, 0, authorize},
+    {"GET", "/_bad_msgid", CB_ROLE_ANON, 0, bad_message_id},
     {NULL, NULL, 0, 0, NULL},
 };

@@ -15,6 +15,7 @@ import threading
 import uuid
 
 import pytest
+import requests
 
 import rt
 
@@ -373,6 +374,37 @@ def test_resume_gets_exactly_what_was_missed(how, base_url, org, api):
     assert len(extra) == 5, [e["type"] for e in extra]
     assert [e["type"] for e in events] == ["message.created"] * 5
     assert [e["data"]["id"] for e in events] == missed
+
+
+@pytest.mark.parametrize("bad", ["-5:3", "99999999999999999999:0", "1795574478:2,junk", "abc"])
+def test_a_malformed_message_id_is_a_json_400_after_the_token(bad, base_url, org):
+    """Nchan answered a message id it cannot read with a plain-text 400, before
+    the token: now no token is 401, a stranger 403, and only then a JSON 400,
+    for the id in the header or the query, as EventSource or long-poll."""
+    customer, stranger = org.customer(), org.customer()
+    chat = org.chat(customer, org.department())
+    for how, accept in [("header", "text/event-stream"), ("query", "text/event-stream"), ("header", "*/*")]:
+        def get(token=None):
+            query = {"token": token} if token else {}
+            headers = {"Accept": accept}
+            if how == "header":
+                headers["Last-Event-ID"] = bad
+            else:
+                query["last_event_id"] = bad
+            return requests.get(f"{base_url}/ws/chat/{chat['id']}", params=query, headers=headers,
+                                timeout=5, stream=True)
+
+        assert get().status_code == 401
+        assert get(stranger["token"]).status_code == 403
+        r = get(customer["token"])
+        assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/json"), r.text
+        assert r.json()["error"]["code"] == "bad_request"
+    # Nchan's own form is taken, and resumes: "1:0" is older than anything kept
+    again = rt.EventSource(base_url, f"chat/{chat['id']}", token=customer["token"], last_event_id="1:0").start()
+    try:
+        assert again.wait_for(lambda evs: any(e["type"] == "chat.waiting" for e in evs))
+    finally:
+        again.close()
 
 
 def test_agent_transferred_off_a_chat_stops_receiving_it(base_url, org, api):
