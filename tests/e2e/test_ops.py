@@ -423,6 +423,15 @@ def root_sql(state_dir, statement):
     return done.stdout
 
 
+def assert_sample_data(state_dir, db):
+    """Database db holds contract 9's sample data, each row once."""
+    names = root_sql(state_dir, f"SELECT name FROM {db}.departments ORDER BY name").splitlines()
+    assert names == ["Billing", "Customer Care", "Sales", "Technical Support"]
+    users = root_sql(state_dir, f"SELECT username FROM {db}.users ORDER BY username").split()
+    assert users == sorted(["admin", "alice_cc", "bob_cc", "charlie_tech", "diana_tech",
+                            "eve_sales", "frank_billing", "customer1"])
+
+
 def test_two_seeds_at_once_both_succeed_and_add_the_sample_data_once(repo_root, state_dir):
     """seed looked for each sample row and then added it, unlocked: two at
     once both found a row missing, and the one that added it second failed on
@@ -448,11 +457,7 @@ def test_two_seeds_at_once_both_succeed_and_add_the_sample_data_once(repo_root, 
         assert sorted(out for _, out, _ in done) == [
             "seed: 0 departments and 0 users added (the sample data was there already)\n",
             "seed: 4 departments and 8 users added\n"], done
-        names = root_sql(state_dir, f"SELECT name FROM {db}.departments ORDER BY name").splitlines()
-        assert names == ["Billing", "Customer Care", "Sales", "Technical Support"]
-        users = root_sql(state_dir, f"SELECT username FROM {db}.users ORDER BY username").split()
-        assert users == sorted(["admin", "alice_cc", "bob_cc", "charlie_tech", "diana_tech",
-                                "eve_sales", "frank_billing", "customer1"])
+        assert_sample_data(state_dir, db)
     finally:
         root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}")
         shutil.rmtree(work, ignore_errors=True)
