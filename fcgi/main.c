@@ -129,7 +129,8 @@ main(int argc, char **argv)
 	cb_info("worker ready");
 	while (!stopping && FCGX_Accept_r(&fcgx) >= 0) {
 		busy = 1;
-		alarm(0);
+		if (stopping)
+			alarm(0); /* only a stop arms it: no system call per request otherwise */
 		serve(&fcgx, &cfg, db);
 		FCGX_Finish_r(&fcgx);
 		busy = 0;
