@@ -685,7 +685,8 @@ cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg)
 		}
 		db->in_tx = 0;
 		if (rc == CB_ERR_RETRY)
-			cb_info("database: transaction retried after a deadlock (attempt %d)",
+			cb_info(
+			    "database: transaction retried: a deadlock, a lock wait timeout or a row changed under it (attempt %d)",
 			    attempt + 1);
 	}
 	return rc;

@@ -297,6 +297,15 @@ def test_up_keeps_the_users_data_and_settings_and_strays_are_stopped(repo_root):
         assert r.status_code == 200, r.text
         conf = pathlib.Path(state, "carebot.conf")
         conf.write_text(conf.read_text() + "offline_after = 77\n")
+        # a new port that someone holds: refused before anything changes
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with taken:
+            moved = carebot(repo_root, "up", "--state", state, "--port", str(taken.getsockname()[1]))
+        assert moved.returncode == 1 and "stays on" in moved.stderr, moved.stderr
+        assert f"PORT={base.rsplit(':', 1)[1]}\n" in pathlib.Path(state, "instance.env").read_text()
+        assert requests.get(f"{base}/api/health", timeout=10).json() == HEALTHY
         kill_parents(state)
         again = carebot(repo_root, "up", "--state", state)
         assert again.returncode == 0, again.stderr
@@ -312,6 +321,28 @@ def test_up_keeps_the_users_data_and_settings_and_strays_are_stopped(repo_root):
     finally:
         down, left = down_spare(repo_root, state)
     assert down.returncode == 0, down.stderr
+    assert left == [], left
+
+
+def test_strays_are_only_the_instances_own(repo_root):
+    """An instance whose state directory lies inside another's: the outer
+    one's down must not take the inner one's orphaned workers for its own."""
+    outer = tempfile.mkdtemp(prefix="carebot-outer-")
+    inner = os.path.join(outer, "inner")
+    try:
+        up_spare(repo_root, inner, 1)
+        pathlib.Path(outer, "run").mkdir(mode=0o700)
+        os.kill(int(pathlib.Path(inner, "run", "pool.pid").read_text()), signal.SIGKILL)
+        time.sleep(0.5)
+        orphans = [p for p in processes_mentioning(inner) if "carebot-fcgi -c" in p]
+        assert len(orphans) == 1, orphans
+        down = carebot(repo_root, "down", "--state", outer)
+        assert down.returncode == 0 and "stray" not in down.stderr, down.stderr
+        assert [p for p in processes_mentioning(inner) if "carebot-fcgi -c" in p] == orphans
+    finally:
+        down, left = down_spare(repo_root, inner)
+        shutil.rmtree(outer, ignore_errors=True)
+    assert down.returncode == 0 and "stray carebot-fcgi" in down.stderr, down.stderr
     assert left == [], left
 
 
