@@ -317,6 +317,13 @@ def test_up_keeps_the_users_data_and_settings_and_strays_are_stopped(repo_root):
         assert "offline_after = 77" in conf.read_text()
         workers = [p for p in processes_mentioning(state) if "multiwatch" not in p and "carebot-fcgi -c" in p]
         assert len(workers) == 2, workers
+        # --fresh seeds the wiped database, and a new nginx forgets the old chats' events
+        nginx_before = pathlib.Path(state, "run", "nginx.pid").read_text()
+        fresh = carebot(repo_root, "up", "--state", state, "--fresh")
+        assert fresh.returncode == 0, fresh.stderr
+        assert pathlib.Path(state, "run", "nginx.pid").read_text() != nginx_before
+        assert carebot(repo_root, "admin", "--state", state, "token", "admin").returncode == 0
+        assert carebot(repo_root, "admin", "--state", state, "token", renamed).returncode != 0
         kill_parents(state)
     finally:
         down, left = down_spare(repo_root, state)
