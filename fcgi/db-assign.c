@@ -258,6 +258,29 @@ cb_db_agent_chats_mutex(struct cb_db *db, long long agent_id)
 }
 
 int
+cb_db_agent_presence_locked(struct cb_db *db, long long agent_id, long long dept,
+    const char *presence, int deactivate, struct cb_events *ev, int *requeued)
+{
+	int rc = cb_db_exec(db,
+	    "UPDATE users SET presence = ?, is_active = is_active AND NOT ?, updated_at = NOW(3) "
+	    "WHERE id = ? AND department_id <=> ? AND is_active",
+	    "siiI", presence, (long long)deactivate, agent_id, dept);
+	/*
+	 * Moved to another department meanwhile, or deactivated by a racing
+	 * DELETE: decide again. The caller's check finds the agent gone (404),
+	 * as it would after the DELETE: a second DELETE, or a presence change
+	 * that would otherwise leave a deactivated agent "available".
+	 */
+	if (rc == CB_OK && cb_db_affected(db) == 0)
+		rc = CB_ERR_RETRY;
+	if (rc == CB_OK && strcmp(presence, "offline") == 0)
+		rc = cb_db_assign_requeue_agent(db, agent_id, ev, requeued);
+	if (rc == CB_OK)
+		rc = cb_db_agent_status_event(db, agent_id, ev);
+	return rc;
+}
+
+int
 cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *presence, int deactivate,
     struct cb_events *ev, int *requeued, int *assigned)
 {
@@ -271,25 +294,11 @@ cb_db_agent_set_presence(struct cb_db *db, long long agent_id, const char *prese
 	cb_res_free(res);
 	if (dept < 0)
 		return CB_ERR_NOTFOUND;
-	int offline = strcmp(presence, "offline") == 0;
 	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK ||
-	    (offline && (rc = cb_db_agent_chats_mutex(db, agent_id)) != CB_OK))
+	    (strcmp(presence, "offline") == 0 &&
+	        (rc = cb_db_agent_chats_mutex(db, agent_id)) != CB_OK))
 		return rc;
-	rc = cb_db_exec(db,
-	    "UPDATE users SET presence = ?, is_active = is_active AND NOT ?, updated_at = NOW(3) "
-	    "WHERE id = ? AND department_id <=> ? AND (is_active OR NOT ?)",
-	    "siiIi", presence, (long long)deactivate, agent_id, dept, (long long)deactivate);
-	/*
-	 * Moved to another department meanwhile, or (deactivate) deactivated by
-	 * a racing DELETE: decide again, and the second DELETE finds the agent
-	 * gone (404), as one after it would.
-	 */
-	if (rc == CB_OK && cb_db_affected(db) == 0)
-		rc = CB_ERR_RETRY;
-	if (rc == CB_OK && offline)
-		rc = cb_db_assign_requeue_agent(db, agent_id, ev, requeued);
-	if (rc == CB_OK)
-		rc = cb_db_agent_status_event(db, agent_id, ev);
+	rc = cb_db_agent_presence_locked(db, agent_id, dept, presence, deactivate, ev, requeued);
 	if (rc == CB_OK && dept > 0)
 		rc = cb_db_assign_drain(db, dept, ev, assigned);
 	return rc;

@@ -64,6 +64,17 @@ int cb_db_assign_requeue_agent(
 int cb_db_agent_chats_mutex(struct cb_db *db, long long agent_id);
 
 /*
+ * The core of cb_db_agent_set_presence, for a caller that already holds dept
+ * (the agent's department) locked and, going offline, the agent's chats'
+ * mutexes: updates the row, requeues the agent's chats when going offline,
+ * and queues agent.status. Does not drain: a caller that sets several agents
+ * offline drains once, after all of them (db-reassign.c). CB_ERR_RETRY if
+ * the agent left dept (or, deactivating, was deactivated) meanwhile.
+ */
+int cb_db_agent_presence_locked(struct cb_db *db, long long agent_id, long long dept,
+    const char *presence, int deactivate, struct cb_events *ev, int *requeued);
+
+/*
  * Sets an agent's presence ("available", "busy", "offline") with every effect
  * of 5 and 6.4 in one go: lock, update, requeue when going offline, drain, and
  * agent.status. With deactivate, the agent is also made inactive (DELETE of a

@@ -5,7 +5,7 @@
 #include "util.h"
 
 struct sweep {
-	long long id; /* the agent or the department */
+	long long id; /* the department (0: agents without one) */
 	long long offline_after;
 	struct cb_events ev;
 	int assigned, requeued, timed_out;
@@ -18,11 +18,20 @@ sweep_reset(struct sweep *s)
 	s->assigned = s->requeued = s->timed_out = 0;
 }
 
+/* An online agent not seen for s->offline_after seconds; binds ("i"). */
+#define SILENT \
+	"role = 'agent' AND is_active AND presence <> 'offline' " \
+	"AND (last_seen_at IS NULL OR last_seen_at < NOW(3) - INTERVAL ? SECOND)"
+
 /*
- * Sets the agent offline if, under its department lock and its own row
- * lock, it is still online and still silent: a heartbeat that came in since
- * the candidates were listed saves it. The mutexes of its chats come before
- * its row, as the lock order of db-assign.h has it.
+ * Sets every silent agent of department s->id offline (6.4), then drains
+ * the department once. All of them go in one transaction, under the
+ * department's lock: one at a time, the drain after the first would hand its
+ * chats to the next silent agent, which this same run then times out, and
+ * each such chat would be told an agent joined and left for nothing. The
+ * mutexes of the agents' chats come before their rows (the lock order of
+ * db-assign.h); "still silent" is checked again under the row locks, so a
+ * heartbeat that came in since the departments were listed saves its agent.
  */
 static int
 timeout_tx(struct cb_db *db, void *arg)
@@ -31,28 +40,32 @@ timeout_tx(struct cb_db *db, void *arg)
 	struct cb_res *res;
 
 	sweep_reset(s);
-	int rc = cb_db_query(db, &res, "SELECT department_id FROM users WHERE id = ?", "i", s->id);
+	int rc = cb_db_lock_departments(db, s->id, 0);
+	if (rc == CB_OK)
+		rc = cb_db_query(db, &res,
+		    "SELECT id FROM users WHERE department_id <=> ? AND " SILENT, "Ii", s->id,
+		    s->offline_after);
 	if (rc != CB_OK)
 		return rc;
-	long long dept = res->nrows ? cb_res_int(res, 0, "department_id") : 0;
+	for (unsigned r = 0; r < res->nrows && rc == CB_OK; r++)
+		rc = cb_db_agent_chats_mutex(db, cb_res_int(res, r, "id"));
 	cb_res_free(res);
-	if ((rc = cb_db_lock_departments(db, dept, 0)) != CB_OK ||
-	    (rc = cb_db_agent_chats_mutex(db, s->id)) != CB_OK)
-		return rc;
-	rc = cb_db_query(db, &res,
-	    "SELECT id FROM users WHERE id = ? AND role = 'agent' AND is_active "
-	    "AND presence <> 'offline' AND department_id <=> ? "
-	    "AND (last_seen_at IS NULL OR last_seen_at < NOW(3) - INTERVAL ? SECOND) FOR UPDATE",
-	    "iIi", s->id, dept, s->offline_after);
+	if (rc == CB_OK)
+		rc = cb_db_query(db, &res,
+		    "SELECT id FROM users WHERE department_id <=> ? AND " SILENT
+		    " ORDER BY id FOR UPDATE",
+		    "Ii", s->id, s->offline_after);
 	if (rc != CB_OK)
 		return rc;
-	int silent = res->nrows == 1;
+	for (unsigned r = 0; r < res->nrows && rc == CB_OK; r++) {
+		rc = cb_db_agent_presence_locked(
+		    db, cb_res_int(res, r, "id"), s->id, "offline", 0, &s->ev, &s->requeued);
+		s->timed_out++;
+	}
 	cb_res_free(res);
-	if (!silent)
-		return CB_OK;
-	s->timed_out = 1;
-	return cb_db_agent_set_presence(
-	    db, s->id, "offline", 0, &s->ev, &s->requeued, &s->assigned);
+	if (rc == CB_OK && s->id > 0)
+		rc = cb_db_assign_drain(db, s->id, &s->ev, &s->assigned);
+	return rc;
 }
 
 static int
@@ -103,8 +116,8 @@ cb_db_reassign(struct cb_db *db, long long offline_after, struct cb_reassign_cou
 	struct sweep s = {.offline_after = offline_after};
 	struct cb_res *ids;
 	int rc = cb_db_query(db, &ids,
-	    "SELECT id FROM users WHERE role = 'agent' AND is_active AND presence <> 'offline' "
-	    "AND (last_seen_at IS NULL OR last_seen_at < NOW(3) - INTERVAL ? SECOND) ORDER BY id",
+	    "SELECT DISTINCT IFNULL(department_id, 0) AS id FROM users WHERE " SILENT
+	    " ORDER BY id",
 	    "i", offline_after);
 
 	if (rc != CB_OK)

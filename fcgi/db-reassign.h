@@ -1,8 +1,9 @@
 /*
  * db-reassign.h - the cron sweep of contract 8 (carebot-admin reassign):
  * agents silent for too long go offline with the effects of 6.4, then every
- * active department is drained (6.2). Each agent and each department is its
- * own short transaction under the engine's department lock, and its events
+ * active department is drained (6.2). The silent agents of one department,
+ * and each drain, are one short transaction under the engine's department
+ * lock, and its events
  * are published right after its commit, so the sweep is safe beside the API
  * and beside another sweep (db-assign.h).
  */

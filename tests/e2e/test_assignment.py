@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from chathelp import World, assert_error, ok, reassign_counts
+from chathelp import World, assert_error, ok, reassign_counts, uniq
 
 
 @pytest.fixture
@@ -457,6 +457,30 @@ def test_reassign_times_out_silent_agents(w, api, admin_cli):
     assert w.get_chat(chat["id"])["agent_id"] == fresh["id"]
     reassign_counts(admin_cli, "--offline-after", "3600")
     assert w.user(fresh["id"])["presence"] == "available"  # seen within the hour: kept
+
+
+def test_reassign_gives_no_chat_to_an_agent_it_times_out(w, admin_cli):
+    """Two silent agents of one department, a chat each. The sweep timed them
+    out one at a time, so the first one's chat went to the second, still
+    "available", and came back when the second timed out: "joined" and "left"
+    twice and an assignment counted for nothing. A department's silent agents
+    now go offline together; each chat is told once that its agent left."""
+    dept = w.department()
+    agents = [w.agent(dept["id"], max_chats=2, presence="available", full_name=f"Silent {i} {uniq('a')}")
+              for i in range(2)]
+    chats = [w.chat(w.customer(), department_id=dept["id"]) for _ in range(2)]
+    assert sorted(c["agent_id"] for c in chats) == sorted(a["id"] for a in agents)
+    counts = reassign_counts(admin_cli, "--offline-after", "3600")
+    assert counts["timed_out"] >= 2 and counts["requeued"] >= 2, counts
+    for chat in chats:
+        after = w.get_chat(chat["id"])
+        assert (after["status"], after["agent_id"]) == ("waiting", None), after
+        name = next(a["full_name"] for a in agents if a["id"] == chat["agent_id"])
+        system = [m["content"] for m in w.messages(chat["id"]) if m["sender_role"] == "system"]
+        assert system == [f"{name} joined the chat.", f"{name} left; you are back in the queue."], system
+    assert [w.user(a["id"])["presence"] for a in agents] == ["offline", "offline"]
+    assert [c["id"] for c in w.chats(department_id=dept["id"], status="waiting")] == \
+        sorted((c["id"] for c in chats), reverse=True)
 
 
 def test_reassign_prints_one_line_and_rejects_bad_options(w, admin_cli):

@@ -777,3 +777,41 @@ def test_racing_deletes_of_one_user_give_one_204(directory, role):
             statuses = sorted(f.result().status_code for f in [pool.submit(delete) for _ in range(3)])
         assert statuses == [204, 404, 404], statuses
         assert directory.get_user(user["id"])["is_active"] is False
+
+
+@pytest.mark.parametrize("removal", ["delete", {"is_active": False}], ids=["delete", "deactivate"])
+def test_presence_racing_a_deactivation_never_leaves_an_inactive_agent_online(directory, removal):
+    """An agent setting itself available while an admin deletes it: the
+    presence change checked is_active before the department lock and wrote
+    presence without checking it again, so a deactivated agent was left
+    "available" (an audit: 7 in 8) and came back so when reactivated. Now the
+    change lands before the deactivation (200, then offline) or finds the
+    agent gone (404, or 401 for its revoked token); the agent always ends
+    offline."""
+    dept = directory.department()
+    for _ in range(8):
+        agent = directory.agent(dept)
+        barrier = threading.Barrier(2)
+
+        def set_available():
+            own = Api(directory.api.base_url)
+            barrier.wait()
+            return own.put(f"/api/users/{agent['id']}/status", token=agent["token"],
+                           json={"status": "available"})
+
+        def remove():
+            own = Api(directory.api.base_url)
+            barrier.wait()
+            if removal == "delete":
+                return own.delete(f"/api/users/{agent['id']}", token=directory.admin)
+            return own.put(f"/api/users/{agent['id']}", token=directory.admin, json=removal)
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            status, removed = [f.result() for f in [pool.submit(set_available), pool.submit(remove)]]
+        assert removed.status_code in (200, 204), removed.text
+        assert status.status_code in (200, 401, 404), status.text
+        after = directory.get_user(agent["id"])
+        assert (after["is_active"], after["presence"], after["status"]) == (False, "offline", "offline"), after
+        back = directory.ok(directory.api.put(f"/api/users/{agent['id']}", token=directory.admin,
+                                              json={"is_active": True}))
+        assert (back["presence"], back["status"]) == ("offline", "offline"), back
