@@ -3,7 +3,8 @@
  * before it accepts a subscription (contract section 7); GET /_bad_msgid:
  * nginx, for a subscription whose message id Nchan could not read. nginx
  * reaches both only through `internal` locations, passing the subscriber's
- * original URI in CAREBOT_AUTH_URI; no public path maps to them.
+ * original URI in CAREBOT_AUTH_URI and the channel its location matched in
+ * CAREBOT_CHANNEL ("chat/7"); no public path maps to them.
  *
  * Answers 204 (allowed; /_bad_msgid: 400), 401 (no or bad token) or 403
  * (not allowed).
@@ -137,14 +138,25 @@ static int
 check_subscriber(struct cb_request *req)
 {
 	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", req->fcgx->envp);
+	const char *matched = FCGX_GetParam("CAREBOT_CHANNEL", req->fcgx->envp);
 	char buf[256];
 	enum channel kind;
 	long long id;
 	int allowed = 0, rc;
 
-	if (parse_channel(uri, &kind, &id) != CB_OK)
+	/*
+	 * The channel nginx matched ("chat/7"), when its config passes it: the
+	 * URI itself may be spelt in ways nginx normalizes (/ws/chat/%37,
+	 * /ws//chat/7) and this parser does not.
+	 */
+	if (matched != NULL && *matched != '\0' &&
+	    snprintf(buf, sizeof buf, "/ws/%s", matched) < (int)sizeof buf)
+		rc = parse_channel(buf, &kind, &id);
+	else
+		rc = parse_channel(uri, &kind, &id);
+	if (rc != CB_OK)
 		return cb_fail(req, 403, "forbidden", NULL, "no such channel");
-	const char *token = subscriber_token(req, uri, buf, sizeof buf);
+	const char *token = subscriber_token(req, uri != NULL ? uri : "", buf, sizeof buf);
 	if (token == NULL)
 		return cb_fail(req, 401, "unauthorized", NULL, "a token is required");
 	rc = cb_db_session_lookup(req->db, token, &req->user);

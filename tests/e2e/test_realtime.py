@@ -142,6 +142,33 @@ def test_a_trailing_slash_is_the_same_channel(transport, base_url, org, admin_to
     assert [e["data"]["content"] for e in events if e["type"] == "message.created"] == ["through the slash"]
 
 
+
+def test_every_spelling_nginx_routes_is_the_same_channel(transport, base_url, org):
+    """nginx decodes and normalizes a path before it picks the location
+    (/ws/chat/%35 and /ws//chat/5 are /ws/chat/5), but the workers parsed the
+    raw URI: such a subscription got 403 "no such channel" with any token or
+    none. nginx now tells the workers the channel it matched."""
+    dept = org.department()
+    customer, other_customer = org.customer(), org.customer()
+    chat = org.chat(customer, dept)
+    digits = "".join(f"%{ord(c):02X}" for c in str(chat["id"]))
+
+    def status(channel, **auth):
+        return rt.subscription_status(transport, base_url, channel, **auth)
+
+    for spelling in [f"chat/{digits}", f"%63hat/{chat['id']}", f"/chat//{chat['id']}"]:
+        assert status(spelling) == 401, spelling
+        assert status(spelling, token=other_customer["token"]) == 403, spelling
+        assert status(spelling, token=customer["token"]) in {101, 200, "held"}, spelling
+    sub = transport(base_url, f"chat/{digits}", token=customer["token"]).start()
+    try:
+        org.say(customer["token"], chat, "through an encoded path")
+        events = sub.wait_for(lambda evs: any(e["type"] == "message.created" for e in evs))
+    finally:
+        sub.close()
+    assert [e["data"]["content"] for e in events if e["type"] == "message.created"] == \
+        ["through an encoded path"]
+
 def check_envelope(event):
     assert set(event) == {"type", "chat_id", "at", "data"}, event
     assert TIME_RE.match(event["at"]), event
