@@ -13,6 +13,7 @@
 #include "db-idempotency.h"
 #include "json.h"
 #include "router.h"
+#include "typing.h"
 #include "util.h"
 #include "validate.h"
 
@@ -346,39 +347,6 @@ transfer(struct cb_request *req)
 
 /* ---- typing ---- */
 
-#define TYPING_SLOTS 1024
-
-/*
- * When each (user, chat) last had a typing event published, and its value,
- * in this worker's memory: a repeat of the same value is published at most
- * once per typing_interval_ms; a change (a stop after starts) always is, or
- * the others would see the user typing for ever. A slot collision only lets
- * an extra event through, which is harmless.
- */
-static struct {
-	long long user_id, chat_id, at_ms;
-	int on;
-} typing_seen[TYPING_SLOTS];
-
-static int
-typing_due(long long user_id, long long chat_id, int on, int interval_ms)
-{
-	unsigned long long h = (unsigned long long)user_id * 0x9E3779B97F4A7C15ULL ^
-	    (unsigned long long)chat_id * 0xC2B2AE3D27D4EB4FULL;
-	size_t slot = (size_t)(h >> 32) % TYPING_SLOTS;
-	long long now = cb_now_ms();
-
-	if (typing_seen[slot].user_id == user_id && typing_seen[slot].chat_id == chat_id &&
-	    typing_seen[slot].on == on && now - typing_seen[slot].at_ms < interval_ms &&
-	    now >= typing_seen[slot].at_ms)
-		return 0;
-	typing_seen[slot].on = on;
-	typing_seen[slot].user_id = user_id;
-	typing_seen[slot].chat_id = chat_id;
-	typing_seen[slot].at_ms = now;
-	return 1;
-}
-
 static int
 typing(struct cb_request *req)
 {
@@ -396,7 +364,7 @@ typing(struct cb_request *req)
 		return rc;
 	if (strcmp(st.status, "closed") == 0)
 		return cb_fail(req, 409, "chat_closed", NULL, "the chat is closed");
-	if (typing_due(req->user.id, st.id, on.i != 0, req->cfg->typing_interval_ms)) {
+	if (cb_typing_due(req->user.id, st.id, on.i != 0, req->cfg->typing_interval_ms)) {
 		json_object *data = json_object_new_object();
 		json_object_object_add(data, "user_id", json_object_new_int64(req->user.id));
 		json_object_object_add(

@@ -8,14 +8,18 @@
 
 #include "cache.h"
 #include "log.h"
+#include "typing.h"
 #include "util.h"
 
-#define SHARED_SIZE 4096
-
-/* The file's layout; the page is zero-filled when the file is created. */
+/* The file's layout; it is zero-filled when the file is created. */
 struct shared {
 	uint64_t generation;
+	char pad[4096 - sizeof(uint64_t)];
+	uint64_t typing[CB_TYPING_SLOTS]; /* typing.c's, from the second page on */
 };
+
+/* Every process sizes the file to this, so none can shrink it under another's map. */
+#define SHARED_SIZE ((off_t)sizeof(struct shared))
 
 static struct shared *shared;
 static int max_age; /* milliseconds; 0: keep nothing */
@@ -90,4 +94,10 @@ cb_cache_fresh(const struct cb_stamp *s)
 		return 0;
 	return cb_stamp_fresh_at(
 	    s, __atomic_load_n(&shared->generation, __ATOMIC_SEQ_CST), cb_monotonic_ms(), max_age);
+}
+
+uint64_t *
+cb_cache_typing_slots(void)
+{
+	return shared != NULL ? shared->typing : NULL;
 }

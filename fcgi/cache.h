@@ -3,7 +3,8 @@
  * process of an instance learns at once that it must forget.
  *
  * The workers and carebot-admin of one instance map the same small file
- * (setting shared_file) that holds one 64-bit counter, the state generation.
+ * (setting shared_file) that holds one 64-bit counter, the state generation
+ * (and, on its second page, typing.c's table).
  * The database layer bumps it after every committed change to departments,
  * users, chats or sessions (db.c, changes_state). A cached item carries a
  * stamp, the generation and the time taken before the database was asked;
@@ -38,6 +39,11 @@ void cb_cache_bump(void);
 int cb_cache_stamp(struct cb_stamp *s);
 /* Non-zero while an item stamped s may still be served. */
 int cb_cache_fresh(const struct cb_stamp *s);
+/*
+ * The shared table of typing.c (CB_TYPING_SLOTS words), or NULL when no
+ * shared file is mapped. It lives here because this module owns the file.
+ */
+uint64_t *cb_cache_typing_slots(void);
 /* The rule itself: fresh at generation gen and time now_ms, for items living max_age_ms. */
 int cb_stamp_fresh_at(const struct cb_stamp *s, uint64_t gen, long long now_ms, int max_age_ms);
 

@@ -19,6 +19,7 @@ main(void)
 	srunner_add_suite(sr, cb_suite_logic_transfer());
 	srunner_add_suite(sr, cb_suite_publish());
 	srunner_add_suite(sr, cb_suite_router());
+	srunner_add_suite(sr, cb_suite_typing());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

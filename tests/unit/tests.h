@@ -15,6 +15,7 @@ Suite *cb_suite_logic_directory(void);
 Suite *cb_suite_logic_transfer(void);
 Suite *cb_suite_publish(void);
 Suite *cb_suite_router(void);
+Suite *cb_suite_typing(void);
 Suite *cb_suite_util(void);
 
 #endif
