@@ -184,6 +184,19 @@ def test_405_names_the_allowed_methods(api, admin_token):
     assert "POST" in r.headers["Allow"] and "GET" in r.headers["Allow"]
 
 
+
+def test_405_on_the_subscriber_paths_names_get_and_options(api, admin_token):
+    """Subscribing is all one can do on /ws/...: any other method is a JSON
+    405 with Allow (it had none; README 11 says every 405 names them), the
+    token unlooked at, and HEAD a 405 without a body."""
+    for path in ["/ws/chat/1", "/ws/agent/1/", "/ws/department/1"]:
+        for method in ["POST", "PUT", "DELETE", "PATCH"]:
+            r = api.request(method, path, token=admin_token, json={})
+            assert_error(r, 405, "method_not_allowed")
+            assert r.headers["Allow"] == "GET, OPTIONS", (method, path)
+        r = api.request("HEAD", path, token=admin_token)
+        assert (r.status_code, r.headers["Allow"], r.content) == (405, "GET, OPTIONS", b"")
+
 def test_head_is_answered_as_get_without_a_body(api, admin_token):
     for path, token in [("/api/health", None), ("/api/departments/active", None),
                         ("/api/departments/", admin_token)]:

@@ -317,6 +317,16 @@ def test_up_keeps_the_users_data_and_settings_and_strays_are_stopped(repo_root):
         assert "offline_after = 77" in conf.read_text()
         workers = [p for p in processes_mentioning(state) if "multiwatch" not in p and "carebot-fcgi -c" in p]
         assert len(workers) == 2, workers
+        # a template newer than the running nginx.conf (a pull brought a new
+        # one): a running, healthy instance's nginx.conf is rendered again
+        nginx_conf = pathlib.Path(state, "nginx.conf")
+        nginx_conf.write_text(nginx_conf.read_text() + "# from an older template\n")
+        os.utime(nginx_conf, (0, 0))
+        again = carebot(repo_root, "up", "--state", state)
+        assert again.returncode == 0 and "reloading nginx" in again.stderr, again.stderr
+        assert "# from an older template" not in nginx_conf.read_text()
+        again = carebot(repo_root, "up", "--state", state)
+        assert again.returncode == 0 and "reloading nginx" not in again.stderr, again.stderr
         # --fresh seeds the wiped database, and a new nginx forgets the old chats' events
         nginx_before = pathlib.Path(state, "run", "nginx.pid").read_text()
         fresh = carebot(repo_root, "up", "--state", state, "--fresh")
