@@ -293,6 +293,22 @@ def test_unknown_fields_are_ignored(api, admin_token):
     assert r.json()["name"] == name and "colour" not in r.json() and r.json()["id"] != 5
 
 
+
+def test_an_empty_body_is_no_body(api, admin_token):
+    """Zero bytes declared as application/json are no body (README 11): the
+    fields are missing (422 naming the first), nothing is created; an
+    endpoint that reads no body just works."""
+    before = api.get("/api/departments/", token=admin_token).headers["X-Total-Count"]
+    for path, token, field in [("/api/departments/", admin_token, "name"),
+                               ("/api/auth/guest", None, "full_name"),
+                               ("/api/auth/login", None, "username")]:
+        r = api.post(path, token=token, data=b"", headers={"Content-Type": "application/json"})
+        assert_error(r, 422, "validation_error", field)
+    assert api.get("/api/departments/", token=admin_token).headers["X-Total-Count"] == before
+    r = api.post("/api/users/1/heartbeat", token=admin_token, data=b"",
+                 headers={"Content-Type": "application/json"})
+    assert r.status_code == 204, r.text
+
 def raw_http(base_url, payload):
     """Sends raw bytes to nginx and returns the status line (or b'' if it hung up)."""
     host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
