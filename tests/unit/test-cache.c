@@ -23,20 +23,9 @@ START_TEST(fresh_only_at_the_same_generation_and_young)
 }
 END_TEST
 
-static char *
-temp_file(void)
-{
-	char *path = xstrdup("/tmp/carebot-test-cache.XXXXXX");
-	int fd = mkstemp(path);
-
-	ck_assert_int_ge(fd, 0);
-	close(fd);
-	return path;
-}
-
 START_TEST(a_bump_in_another_process_makes_stamps_stale)
 {
-	char *path = temp_file();
+	char *path = cb_test_temp_file("cache");
 	struct cb_stamp s;
 	pid_t child;
 	int status;
@@ -65,7 +54,7 @@ START_TEST(without_a_shared_file_or_a_max_age_nothing_is_kept)
 {
 	struct cb_stamp s = {0, 0};
 
-	char *path = temp_file();
+	char *path = cb_test_temp_file("cache");
 
 	ck_assert_int_eq(cb_cache_open("", 500), CB_ERR);
 	ck_assert(!cb_cache_stamp(&s));

@@ -1,7 +1,21 @@
 /* test-main.c - runs every unit suite; Check prints the summary. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "tests.h"
+#include "util.h"
+
+char *
+cb_test_temp_file(const char *name)
+{
+	char *path = xasprintf("/tmp/carebot-test-%s.XXXXXX", name);
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	return path;
+}
 
 int
 main(void)

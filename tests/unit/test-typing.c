@@ -37,17 +37,6 @@ START_TEST(the_age_survives_the_clock_wrapping)
 }
 END_TEST
 
-static char *
-temp_file(void)
-{
-	char *path = xstrdup("/tmp/carebot-test-typing.XXXXXX");
-	int fd = mkstemp(path);
-
-	ck_assert_int_ge(fd, 0);
-	close(fd);
-	return path;
-}
-
 /* Forks a process of its own that maps path and asks about (1, 2, on). */
 static int
 due_in_another_process(const char *path, int on)
@@ -65,7 +54,7 @@ due_in_another_process(const char *path, int on)
 
 START_TEST(every_process_sees_the_last_value_published)
 {
-	char *path = temp_file();
+	char *path = cb_test_temp_file("typing");
 
 	ck_assert_int_eq(cb_cache_open(path, 0), CB_OK);
 	ck_assert(cb_typing_due(1, 2, 1, 60000));

@@ -18,4 +18,7 @@ Suite *cb_suite_router(void);
 Suite *cb_suite_typing(void);
 Suite *cb_suite_util(void);
 
+/* A new empty file /tmp/carebot-test-NAME.XXXXXX; the caller unlinks and frees the path. */
+char *cb_test_temp_file(const char *name);
+
 #endif
