@@ -120,40 +120,50 @@ cb_db_chats_list(struct cb_db *db, const struct cb_user *who, const struct cb_ch
     long long limit, long long offset, json_object **out, long long *total)
 {
 	struct cb_res *res;
-	int rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM chats c " LIST_WHERE,
-	    "iIIIssIIIIII", LIST_ARGS(who, f));
-
-	*out = NULL;
-	if (rc != CB_OK)
-		return rc;
-	*total = cb_res_int(res, 0, "n");
-	cb_res_free(res);
 	/*
 	 * The page's ids first, and only then its columns: a place in the queue
 	 * computed for every matching chat before the sort made a list of a
 	 * department with 2,000 waiting chats take a second. The places are
 	 * numbered in one pass over the queues of the page's departments, not
-	 * counted chat by chat.
+	 * counted chat by chat. The total is a window count of the page's query,
+	 * taken before LIMIT, so it and the page are one snapshot (counted
+	 * apart, a chat created or closed between the two made X-Total-Count
+	 * disagree with the page).
 	 */
-	rc = cb_db_query(db, &res,
-	    "WITH page AS (SELECT c.id, c.department_id, c.status FROM chats c " LIST_WHERE
-	    "  ORDER BY c.id DESC LIMIT ? OFFSET ?), "
+	int rc = cb_db_query(db, &res,
+	    "WITH page AS (SELECT c.id, c.department_id, c.status, COUNT(*) OVER () AS total "
+	    "  FROM chats c " LIST_WHERE "  ORDER BY c.id DESC LIMIT ? OFFSET ?), "
 	    "queue AS (SELECT w.id, ROW_NUMBER() OVER "
 	    "  (PARTITION BY w.department_id ORDER BY w.queued_at, w.id) AS place "
 	    "  FROM chats w WHERE w.status = 'waiting' "
 	    "  AND w.department_id IN (SELECT department_id FROM page WHERE status = 'waiting')) "
 	    "SELECT " CB_CHAT_ROW_COLUMNS
-	    "CAST(q.place AS SIGNED) AS queue_position, " CB_CHAT_NAMES
+	    "CAST(q.place AS SIGNED) AS queue_position, " CB_CHAT_NAMES ", page.total AS _total "
 	    "FROM page JOIN chats c ON c.id = page.id " CB_CHAT_JOINS
 	    "LEFT JOIN queue q ON q.id = c.id ORDER BY c.id DESC",
 	    "iIIIssIIIIIIii", LIST_ARGS(who, f), limit, offset);
+
+	*out = NULL;
 	if (rc != CB_OK)
 		return rc;
+	*total = res->nrows ? cb_res_int(res, 0, "_total") : 0;
 	*out = json_object_new_array();
 	for (unsigned r = 0; r < res->nrows; r++)
 		json_object_array_add(*out, cb_db_chat_row_json(res, r));
 	cb_res_free(res);
-	return CB_OK;
+	if (offset == 0 || *total > 0)
+		return CB_OK;
+	/* A page past the end carries no total: count on its own. */
+	rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM chats c " LIST_WHERE, "iIIIssIIIIII",
+	    LIST_ARGS(who, f));
+	if (rc == CB_OK)
+		*total = cb_res_int(res, 0, "n");
+	cb_res_free(res);
+	if (rc != CB_OK) {
+		json_object_put(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int

@@ -33,24 +33,37 @@ cb_db_users_list(struct cb_db *db, const struct cb_user_filter *f, long long lim
     long long offset, json_object **out, long long *total)
 {
 	struct cb_res *res;
-	int rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM " USERS_FILTERED, "issIIss",
-	    (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id,
-	    f->status, f->status);
+	/*
+	 * The total rides along (a window count, taken before LIMIT), so it and
+	 * the page are one snapshot: counted apart, a presence change between
+	 * the two made X-Total-Count disagree with the page it came with.
+	 */
+	int rc = cb_db_query(db, &res,
+	    "SELECT x.*, COUNT(*) OVER () AS _total FROM " USERS_FILTERED
+	    "ORDER BY x.id LIMIT ? OFFSET ?",
+	    "issIIssii", (long long)f->staff_only, f->role, f->role, f->department_id,
+	    f->department_id, f->status, f->status, limit, offset);
 
 	*out = NULL;
 	if (rc != CB_OK)
 		return rc;
-	*total = cb_res_int(res, 0, "n");
-	cb_res_free(res);
-	rc = cb_db_query(db, &res,
-	    "SELECT x.* FROM " USERS_FILTERED "ORDER BY x.id LIMIT ? OFFSET ?", "issIIssii",
-	    (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id,
-	    f->status, f->status, limit, offset);
-	if (rc != CB_OK)
-		return rc;
+	*total = res->nrows ? cb_res_int(res, 0, "_total") : 0;
 	*out = cb_res_json_array(res);
 	cb_res_free(res);
-	return CB_OK;
+	if (offset == 0 || *total > 0)
+		return CB_OK;
+	/* A page past the end carries no total: count on its own. */
+	rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM " USERS_FILTERED, "issIIss",
+	    (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id,
+	    f->status, f->status);
+	if (rc == CB_OK)
+		*total = cb_res_int(res, 0, "n");
+	cb_res_free(res);
+	if (rc != CB_OK) {
+		json_object_put(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int

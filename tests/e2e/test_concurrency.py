@@ -263,3 +263,55 @@ def test_two_hundred_messages_at_once(api, admin_token, token_for):
     for t, ids in enumerate(per_thread):
         got = [m["content"] for m in history if m["content"].startswith(f"t{t}-")]
         assert got == [f"t{t}-{i}" for i in range(25)]  # ascending ids keep each sender's order
+
+
+def test_a_list_and_its_total_are_one_snapshot(api, admin_token, token_for):
+    """X-Total-Count was counted by one statement and the page read by
+    another, so a chat created or closed (or an agent's presence changed) in
+    between made the header disagree with the page it came with (an audit:
+    a third of the reads while chats came and went). Both now come from one
+    statement; on a page that holds the whole list they must agree."""
+    w = World(api, admin_token, token_for)
+    dept = w.department()  # no agent: every chat waits
+    agents = [w.agent(dept["id"], max_chats=1) for _ in range(3)]
+    customers = [w.customer() for _ in range(4)]
+    stop = threading.Event()
+    errors = []
+
+    def churn(cust):
+        while not stop.is_set():
+            r = api.post("/api/chats/", token=cust["token"], json={"department_id": dept["id"]})
+            if r.status_code != 201:
+                errors.append(r.text)
+                return
+            if api.put(f"/api/chats/{r.json()['id']}/close", token=cust["token"]).status_code != 200:
+                errors.append("close")
+                return
+
+    def flip(agent):
+        presence = ["available", "busy"]
+        while not stop.is_set():
+            presence.reverse()
+            api.put(f"/api/users/{agent['id']}/status", token=agent["token"], json={"status": presence[0]})
+
+    lists = [f"/api/chats/?department_id={dept['id']}&status=waiting",
+             f"/api/users/?department_id={dept['id']}&status=available",
+             f"/api/users/agents/available?department_id={dept['id']}"]
+    reads, wrong = 0, []
+    with concurrent.futures.ThreadPoolExecutor(len(customers) + len(agents)) as pool:
+        workers = [pool.submit(churn, c) for c in customers] + [pool.submit(flip, a) for a in agents]
+        try:
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                for path in lists:
+                    r = api.get(path, token=admin_token)
+                    assert r.status_code == 200, r.text
+                    reads += 1
+                    if int(r.headers["X-Total-Count"]) != len(r.json()):
+                        wrong.append((path, r.headers["X-Total-Count"], len(r.json())))
+        finally:
+            stop.set()
+            for f in workers:
+                f.result()
+    assert not errors, errors[:3]
+    assert reads >= 30 and not wrong, (reads, wrong[:5])

@@ -84,7 +84,8 @@ def test_paging_limit_offset_and_cap(directory):
     for big in ("201", "100000", "9223372036854775808", "9" * 40):  # past a 64-bit integer too
         capped = api.get(f"/api/departments/?limit={big}", token=directory.admin)
         assert capped.status_code == 200 and len(capped.json()) == 200
-        far = api.get(f"/api/departments/?offset={big}", token=directory.admin)
+        past = str(total) if big == "201" else big  # an instance may hold more than 201
+        far = api.get(f"/api/departments/?offset={past}", token=directory.admin)
         assert far.status_code == 200 and far.json() == [], far.text
         assert int(far.headers["X-Total-Count"]) == total
     for bad in ("limit=0", "limit=abc", "offset=-1", "limit=-99999999999999999999", "limit=1e3"):
