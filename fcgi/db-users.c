@@ -34,15 +34,16 @@ cb_db_users_list(struct cb_db *db, const struct cb_user_filter *f, long long lim
 {
 	struct cb_res *res;
 	/*
-	 * The total rides along (a window count, taken before LIMIT), so it and
-	 * the page are one snapshot: counted apart, a presence change between
+	 * The total is a subquery of the page's statement, so the two are one
+	 * snapshot: counted by a statement of its own, a presence change between
 	 * the two made X-Total-Count disagree with the page it came with.
 	 */
 	int rc = cb_db_query(db, &res,
-	    "SELECT x.*, COUNT(*) OVER () AS _total FROM " USERS_FILTERED
+	    "SELECT x.*, (SELECT COUNT(*) FROM " USERS_FILTERED ") AS _total FROM " USERS_FILTERED
 	    "ORDER BY x.id LIMIT ? OFFSET ?",
-	    "issIIssii", (long long)f->staff_only, f->role, f->role, f->department_id,
-	    f->department_id, f->status, f->status, limit, offset);
+	    "issIIssissIIssii", (long long)f->staff_only, f->role, f->role, f->department_id,
+	    f->department_id, f->status, f->status, (long long)f->staff_only, f->role, f->role,
+	    f->department_id, f->department_id, f->status, f->status, limit, offset);
 
 	*out = NULL;
 	if (rc != CB_OK)

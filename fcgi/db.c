@@ -19,7 +19,7 @@
 #include "util.h"
 
 #define STMT_CACHE 256
-#define MAX_PARAMS 24
+#define MAX_PARAMS 32 /* the chat list binds 26: its filters twice, page and total */
 #define TX_ATTEMPTS 6
 
 struct cached_stmt {
