@@ -69,7 +69,7 @@ int cb_db_agent_chats_mutex(struct cb_db *db, long long agent_id);
  * mutexes: updates the row, requeues the agent's chats when going offline,
  * and queues agent.status. Does not drain: a caller that sets several agents
  * offline drains once, after all of them (db-reassign.c). CB_ERR_RETRY if
- * the agent left dept (or, deactivating, was deactivated) meanwhile.
+ * the agent left dept or was deactivated meanwhile.
  */
 int cb_db_agent_presence_locked(struct cb_db *db, long long agent_id, long long dept,
     const char *presence, int deactivate, struct cb_events *ev, int *requeued);
