@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "db-chat-ops.h"
 #include "db-sessions.h"
 #include "router.h"
@@ -69,11 +70,13 @@ cookie(const char *header, const char *name, char *out, size_t outlen)
 
 /*
  * The subscriber's token: ?token=, then the bearer header, then the
- * carebot_token cookie. The first one present is the one checked: what the
- * client sent on purpose comes before what its browser sends anyway.
+ * carebot_token cookie (*from_cookie set). The first one present is the one
+ * checked: what the client sent on purpose comes before what its browser
+ * sends anyway.
  */
 static const char *
-subscriber_token(struct cb_request *req, const char *uri, char *buf, size_t buflen)
+subscriber_token(
+    struct cb_request *req, const char *uri, char *buf, size_t buflen, int *from_cookie)
 {
 	const char *qs = strchr(uri, '?');
 	struct cb_request original = {0};
@@ -90,9 +93,12 @@ subscriber_token(struct cb_request *req, const char *uri, char *buf, size_t bufl
 	}
 	if (token == NULL)
 		token = cb_auth_bearer(req->authorization);
-	if (token == NULL)
+	*from_cookie = 0;
+	if (token == NULL) {
 		token = cookie(
 		    FCGX_GetParam("HTTP_COOKIE", req->fcgx->envp), "carebot_token", buf, buflen);
+		*from_cookie = token != NULL;
+	}
 	return token;
 }
 
@@ -142,7 +148,7 @@ check_subscriber(struct cb_request *req)
 	char buf[256];
 	enum channel kind;
 	long long id;
-	int allowed = 0, rc;
+	int allowed = 0, from_cookie, rc;
 
 	/*
 	 * The channel nginx matched ("chat/7"), when its config passes it: the
@@ -156,9 +162,17 @@ check_subscriber(struct cb_request *req)
 		rc = parse_channel(uri, &kind, &id);
 	if (rc != CB_OK)
 		return cb_fail(req, 403, "forbidden", NULL, "no such channel");
-	const char *token = subscriber_token(req, uri != NULL ? uri : "", buf, sizeof buf);
+	const char *token =
+	    subscriber_token(req, uri != NULL ? uri : "", buf, sizeof buf, &from_cookie);
 	if (token == NULL)
 		return cb_fail(req, 401, "unauthorized", NULL, "a token is required");
+	/* Before the token is looked up: a foreign page learns nothing of it. */
+	if (from_cookie &&
+	    !cb_auth_cookie_origin_ok(FCGX_GetParam("HTTP_ORIGIN", req->fcgx->envp),
+	        FCGX_GetParam("HTTP_HOST", req->fcgx->envp), req->cfg->cookie_origins))
+		return cb_fail(req, 403, "forbidden", NULL,
+		    "the carebot_token cookie is not accepted from this page's origin; "
+		    "send the token as ?token=");
 	rc = cb_db_session_lookup(req->db, token, &req->user);
 	if (rc == CB_ERR_NOTFOUND)
 		return cb_fail(

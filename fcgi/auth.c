@@ -70,6 +70,40 @@ cb_auth_bearer(const char *header)
 	return *header ? header : NULL;
 }
 
+/* Does the list hold origin? Entries may end in a slash, as URLs written by hand do. */
+static int
+origin_listed(const char *origin, const char *list)
+{
+	size_t olen = strlen(origin);
+
+	while (list != NULL && *list != '\0') {
+		list += strspn(list, " ,\t");
+		size_t len = strcspn(list, " ,\t");
+		size_t cmp = len > 0 && list[len - 1] == '/' ? len - 1 : len;
+		if ((cmp == 1 && list[0] == '*') ||
+		    (cmp > 0 && cmp == olen && strncasecmp(list, origin, olen) == 0))
+			return 1;
+		list += len;
+	}
+	return 0;
+}
+
+/*
+ * A browser attaches the cookie to every page's request, a foreign page's
+ * too, which could then read the user's events (cross-site WebSocket
+ * hijacking); a token in ?token= or a bearer header is one the page knew.
+ */
+int
+cb_auth_cookie_origin_ok(const char *origin, const char *host, const char *allowed)
+{
+	if (origin == NULL || *origin == '\0')
+		return 1;
+	const char *sep = strstr(origin, "://");
+	if (sep != NULL && host != NULL && *host != '\0' && strcasecmp(sep + 3, host) == 0)
+		return 1;
+	return origin_listed(origin, allowed);
+}
+
 /*
  * Interactive limits: about 64 MiB and a few tens of milliseconds per hash,
  * libsodium's recommendation for logins. The memory is returned to the

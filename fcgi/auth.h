@@ -39,6 +39,14 @@ void cb_auth_token_new(char token[CB_TOKEN_HEX + 1], unsigned char hash[CB_TOKEN
 int cb_auth_token_hash(const char *token, unsigned char hash[CB_TOKEN_HASH]);
 /* The token of an "Authorization: Bearer X" header value, or NULL. */
 const char *cb_auth_bearer(const char *header);
+/*
+ * May a subscription that rides on the carebot_token cookie come from the
+ * page at origin (the Origin header; NULL if none)? Yes without an Origin
+ * (no browser, or a same-origin GET), for the instance's own host (the Host
+ * header) and for an origin in allowed (cookie_origins: origins separated by
+ * spaces or commas, "*" for any). Case-insensitive; non-zero when allowed.
+ */
+int cb_auth_cookie_origin_ok(const char *origin, const char *host, const char *allowed);
 /* Argon2id hash string of password (NUL-terminated); CB_OK or CB_ERR. */
 int cb_auth_password_hash(const char *password, char out[CB_PWHASH_LEN]);
 /* Non-zero when password matches stored; with stored NULL, burns the same time and fails. */

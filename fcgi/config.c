@@ -54,6 +54,7 @@ static const struct key keys[] = {
     INT(token_ttl, 60, 31 * 24 * 3600),
     INT(offline_after, 10, 7 * 24 * 3600),
     INT(typing_interval_ms, 0, 60000),
+    STR(cookie_origins),
     {"log_level", K_LEVEL, offsetof(struct cb_config, log_level), 0, 0},
 };
 
@@ -88,6 +89,7 @@ cb_config_defaults(struct cb_config *cfg)
 	cfg->token_ttl = 12 * 3600;
 	cfg->offline_after = 300;
 	cfg->typing_interval_ms = 1000;
+	cfg->cookie_origins = xstrdup("");
 	cfg->log_level = CB_LOG_INFO;
 }
 

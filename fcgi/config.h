@@ -25,6 +25,8 @@ struct cb_config {
 	int token_ttl; /* seconds */
 	int offline_after; /* seconds of silence before reassign sets an agent offline */
 	int typing_interval_ms;
+	char *
+	    cookie_origins; /* pages besides the instance's own whose subscriptions may use the cookie */
 	enum cb_log_level log_level;
 };
 

@@ -19,7 +19,8 @@ import websocket
 class Subscriber:
     transport = None
 
-    def __init__(self, base_url, channel, token=None, cookie=None, bearer=None, last_event_id=None):
+    def __init__(self, base_url, channel, token=None, cookie=None, bearer=None, last_event_id=None,
+                 origin=None):
         self.url = f"{base_url}/ws/{channel}"
         if token is not None:
             self.url += "?token=" + urllib.parse.quote(token)
@@ -28,6 +29,9 @@ class Subscriber:
             self.headers["Cookie"] = f"carebot_token={cookie}"
         if bearer is not None:
             self.headers["Authorization"] = f"Bearer {bearer}"
+        self.origin = origin    # the page a browser would name; None: none sent
+        if origin is not None:
+            self.headers["Origin"] = origin
         self.last_event_id = last_event_id
         self.events = []        # (message id or None, decoded JSON)
         self.status = None      # HTTP status of the subscription
@@ -131,9 +135,11 @@ class WebSocket(Subscriber):
 
     def _listen(self):
         url = "ws" + self.url[len("http"):]
-        headers = [f"{k}: {v}" for k, v in self.headers.items()]
+        # websocket-client sends an Origin of its own (the URL's host) unless told one
+        headers = [f"{k}: {v}" for k, v in self.headers.items() if k != "Origin"]
         try:
-            self.ws = websocket.create_connection(url, header=headers, timeout=120)
+            self.ws = websocket.create_connection(url, header=headers, timeout=120,
+                                                  origin=self.origin)
         except websocket.WebSocketBadStatusException as e:  # refused: 401/403
             self.status = e.status_code
             body = getattr(e, "resp_body", None)

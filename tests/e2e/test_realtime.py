@@ -10,6 +10,7 @@ live in test_realtime_node.py, test_realtime_down.py and test_realtime_soak.py.
 """
 
 import concurrent.futures
+import json
 import re
 import threading
 import time
@@ -121,6 +122,33 @@ def test_subscriptions_are_authorised(transport, base_url, org, admin_token):
     for channel in ["agent/999999999", f"agent/{customer['id']}", "department/999999999",
                     f"department/{gone['id']}"]:
         assert status(channel, token=admin_token) == 403, channel
+
+
+def test_the_cookie_is_accepted_only_from_the_instances_own_pages(transport, base_url, org):
+    """A browser sends the cookie with any page's request; a foreign page must
+    not read the user's events with it (README 6, "Tokens and origins")."""
+    customer = org.customer()
+    chat = org.chat(customer, org.department())
+    channel = f"chat/{chat['id']}"
+    own = base_url  # http://127.0.0.1:PORT, the Host the subscriber sends
+
+    def status(**auth):
+        return rt.subscription_status(transport, base_url, channel, **auth)
+
+    accepted = {101, 200, "held"}
+    assert status(cookie=customer["token"], origin=own) in accepted
+    assert status(cookie=customer["token"], origin=own.upper().replace("HTTP", "https")) in accepted
+    for foreign in ["http://evil.example", "null", own + ".evil.example", "http://127.0.0.1"]:
+        assert status(cookie=customer["token"], origin=foreign) == 403, foreign
+        # before the token is looked up: a dead cookie is refused the same way
+        assert status(cookie="0" * 64, origin=foreign) == 403, foreign
+        # a token the page itself knew is fine from anywhere
+        assert status(token=customer["token"], origin=foreign) in accepted, foreign
+        assert status(bearer=customer["token"], origin=foreign) in accepted, foreign
+    sub = rt.EventSource(base_url, channel, cookie=customer["token"], origin="http://evil.example")
+    sub.start(wait=False)
+    assert sub.done.wait(5) and sub.status == 403
+    assert json.loads(sub.error_body)["error"]["code"] == "forbidden"
 
 
 def test_a_trailing_slash_is_the_same_channel(transport, base_url, org, admin_token):

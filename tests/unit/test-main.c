@@ -22,6 +22,7 @@ main(void)
 {
 	SRunner *sr = srunner_create(cb_suite_util());
 
+	srunner_add_suite(sr, cb_suite_auth());
 	srunner_add_suite(sr, cb_suite_cache());
 	srunner_add_suite(sr, cb_suite_chat_mutex());
 	srunner_add_suite(sr, cb_suite_config());

@@ -4,6 +4,7 @@
 
 #include <check.h>
 
+Suite *cb_suite_auth(void);
 Suite *cb_suite_cache(void);
 Suite *cb_suite_chat_mutex(void);
 Suite *cb_suite_config(void);
