@@ -1,12 +1,13 @@
 /*
  * api-internal.c - GET /_auth: Nchan's nchan_authorize_request asks here
- * before it accepts a subscription (contract section 7); GET /_bad_msgid:
- * nginx, for a subscription whose message id Nchan could not read. nginx
- * reaches both only through `internal` locations, passing the subscriber's
- * original URI in CAREBOT_AUTH_URI and the channel its location matched in
+ * before it accepts a subscription (contract section 7). GET /_bad_msgid and
+ * GET /_bad_handshake: nginx, for a subscription whose message id Nchan could
+ * not read or whose WebSocket handshake Nchan would refuse. nginx reaches
+ * them only through `internal` locations, passing the subscriber's original
+ * URI in CAREBOT_AUTH_URI and the channel its location matched in
  * CAREBOT_CHANNEL ("chat/7"); no public path maps to them.
  *
- * Answers 204 (allowed; /_bad_msgid: 400), 401 (no or bad token) or 403
+ * Answers 204 (allowed; the two others: 400), 401 (no or bad token) or 403
  * (not allowed).
  */
 #include <stdio.h>
@@ -231,8 +232,28 @@ bad_message_id(struct cb_request *req)
 	return rc;
 }
 
+/*
+ * GET /_bad_handshake: a WebSocket handshake Nchan would refuse after the
+ * token check with a plain-text 400 (no Sec-WebSocket-Key, a version other
+ * than 13; nginx/carebot.conf.in, $cb_bad_handshake). The same order here,
+ * and the version this server speaks, as RFC 6455 asks.
+ */
+static int
+bad_handshake(struct cb_request *req)
+{
+	int rc = check_subscriber(req);
+
+	if (rc != CB_OK)
+		return rc;
+	cb_reply_header(req, "Sec-WebSocket-Version: 13");
+	return cb_fail(req, 400, "bad_request", NULL,
+	    "malformed WebSocket handshake: it needs Sec-WebSocket-Version: 13 and a "
+	    "Sec-WebSocket-Key");
+}
+
 const struct cb_route cb_api_internal_routes[] = {
     {"GET", "/_auth", CB_ROLE_ANON, 0, authorize},
     {"GET", "/_bad_msgid", CB_ROLE_ANON, 0, bad_message_id},
+    {"GET", "/_bad_handshake", CB_ROLE_ANON, 0, bad_handshake},
     {NULL, NULL, 0, 0, NULL},
 };

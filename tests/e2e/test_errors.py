@@ -309,6 +309,21 @@ def test_an_empty_body_is_no_body(api, admin_token):
                  headers={"Content-Type": "application/json"})
     assert r.status_code == 204, r.text
 
+def raw_exchange(base_url, payload):
+    """Sends raw bytes to nginx on a connection it closes after the answer
+    (send Connection: close); returns everything it answered."""
+    host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(payload)
+        data = b""
+        try:
+            while chunk := s.recv(4096):
+                data += chunk
+        except socket.timeout:
+            pass
+    return data
+
+
 def raw_http(base_url, payload):
     """Sends raw bytes to nginx and returns the status line (or b'' if it hung up)."""
     host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
@@ -324,6 +339,32 @@ def raw_http(base_url, payload):
         except socket.timeout:
             pass
     return data.split(b"\r\n", 1)[0]
+
+
+def test_framing_nginx_cannot_read_is_a_json_400_and_changes_nothing(api, base_url, admin_token):
+    """A Transfer-Encoding other than chunked (nginx: 501) and an HTTP version
+    other than 1.x (nginx: 505) are malformed requests, not server faults."""
+    name = "TE " + uuid.uuid4().hex[:8]
+    body = json.dumps({"name": name}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    head = (f"POST /api/departments/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Authorization: Bearer {admin_token}\r\nContent-Type: application/json\r\n").encode()
+    requests_ = [head + b"Transfer-Encoding: " + te + b"\r\n\r\n" + chunked
+                 for te in [b"gzip", b"identity", b"chunked, gzip", b"gzip, chunked", b"xyz"]]
+    requests_ += [b"GET /api/health HTTP/" + v + b"\r\nHost: x\r\nConnection: close\r\n\r\n"
+                  for v in [b"2.0", b"3.0", b"9.9"]]
+    for raw in requests_:
+        answer = raw_exchange(base_url, raw)
+        status, _, rest = answer.partition(b"\r\n")
+        assert status.startswith(b"HTTP/1.1 400 "), (raw[-60:], answer[:200])
+        headers, _, payload = rest.partition(b"\r\n\r\n")
+        assert b"application/json" in headers.lower(), answer[:300]
+        assert json.loads(payload)["error"]["code"] == "bad_request"
+    # chunked itself is fine, and the refusals above created nothing
+    assert not [d for d in departments(api, admin_token) if d["name"] == name]
+    answer = raw_exchange(base_url, head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:200]
+    assert len([d for d in departments(api, admin_token) if d["name"] == name]) == 1
 
 
 def test_no_input_crashes_a_worker(api, base_url, admin_token, pool_pids):

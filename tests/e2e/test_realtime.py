@@ -12,8 +12,10 @@ live in test_realtime_node.py, test_realtime_down.py and test_realtime_soak.py.
 import concurrent.futures
 import json
 import re
+import socket
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -149,6 +151,40 @@ def test_the_cookie_is_accepted_only_from_the_instances_own_pages(transport, bas
     sub.start(wait=False)
     assert sub.done.wait(5) and sub.status == 403
     assert json.loads(sub.error_body)["error"]["code"] == "forbidden"
+
+
+def test_a_malformed_websocket_handshake_is_a_json_400_after_the_token(base_url, org):
+    """Nchan answers these in plain text; the contract's errors are JSON."""
+    customer, other = org.customer(), org.customer()
+    chat = org.chat(customer, org.department())
+    host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
+    key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+
+    def handshake(token, extra):
+        query = f"?token={token}" if token else ""
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall((f"GET /ws/chat/{chat['id']}{query} HTTP/1.1\r\nHost: x\r\n"
+                       f"Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n{extra}\r\n").encode())
+            data = b""
+            while b"\r\n\r\n" not in data or (b" 101 " not in data[:13] and not data.rstrip().endswith(b"}")):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.decode().partition("\r\n\r\n")
+        status = int(head.split(" ", 2)[1])
+        return status, head.lower(), body
+
+    for extra in ["Sec-WebSocket-Version: 99\r\n" + key, "Sec-WebSocket-Version: 13\r\n",
+                  key, "Sec-WebSocket-Version: 8\r\n"]:
+        status, head, body = handshake(customer["token"], extra)
+        assert status == 400, (extra, head, body)
+        assert "application/json" in head and "sec-websocket-version: 13" in head, head
+        assert json.loads(body)["error"]["code"] == "bad_request"
+        # the token first, as for every subscription
+        assert handshake(None, extra)[0] == 401
+        assert handshake(other["token"], extra)[0] == 403
+    assert handshake(customer["token"], "Sec-WebSocket-Version: 13\r\n" + key)[0] == 101
 
 
 def test_a_trailing_slash_is_the_same_channel(transport, base_url, org, admin_token):
