@@ -108,6 +108,7 @@ def _create_cases():
         ({**good, "max_chats": 101}, "max_chats"),
         ({**good, "max_chats": "5"}, "max_chats"),
         ({**good, "max_chats": 5.5}, "max_chats"),
+        ({**good, "max_chats": 5.0}, "max_chats"),  # README 11: written as an integer
         ({**good, "max_chats": True}, "max_chats"),
         (agent, "department_id"),
         ({**agent, "department_id": None}, "department_id"),
