@@ -165,6 +165,7 @@ def serve_example(installed, state_dir, work):
         "listen 80;": f"listen 127.0.0.1:{port};",
         "/run/carebot/fcgi.sock": str(state_dir / "run" / "fcgi.sock"),
         "/run/carebot/nchan-pub.sock": str(work / "pub.sock"),
+        "/run/carebot/auth.sock": str(work / "auth.sock"),
         "/var/log/carebot/": f"{work / 'log'}/",
     }
     for old, new in replaced.items():

@@ -19,6 +19,7 @@ import uuid
 
 import requests
 
+import rt
 from conftest import children
 from test_chat_mutex import HostMutex, in_background
 
@@ -458,6 +459,49 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
         time.sleep(0.5)
         log = pathlib.Path(state, "log", "mariadb.log").read_text().splitlines()
         assert [line for line in log if "Aborted connection" in line] == []
+    finally:
+        down_spare(repo_root, state)
+
+
+def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_its_subscribers(repo_root):
+    """Nchan 1.3.6 crashed nginx's worker on every subscription while the pool
+    was gone (its authorization subrequest ended before Nchan was ready for
+    it), and every open subscriber was dropped with it; a pool that did not
+    answer gave a bare 504. Both are the API's JSON 503 now (the checker server
+    of nginx/carebot.conf.in)."""
+    state = tempfile.mkdtemp(prefix="carebot-nopool-")
+    try:
+        base = up_spare(repo_root, state, 2)
+        token = carebot(repo_root, "admin", "--state", state, "token", "admin").stdout.strip()
+        nginx_workers = children(int(pathlib.Path(state, "run", "nginx.pid").read_text()))
+        live = rt.EventSource(base, "department/1", token=token).start()
+        pool = int(pathlib.Path(state, "run", "pool.pid").read_text())
+        workers = children(pool)
+
+        def refused(transport, wait):
+            sub = transport(base, "department/1", token=token).start(wait=False)
+            assert sub.done.wait(wait), f"{transport.transport}: no answer"
+            assert sub.status == 503, (transport.transport, sub.status, sub.error_body)
+            if transport is not rt.WebSocket:  # websocket-client keeps no body of a refusal
+                assert json.loads(sub.error_body)["error"]["code"] == "unavailable"
+
+        for pid in workers:  # stalled: the checker stops waiting after 10 s
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            refused(rt.EventSource, 30)
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+        for pid in [pool, *workers]:  # gone: nobody takes the connection
+            os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: not [pid for pid in workers if os.path.exists(f"/proc/{pid}")], 5)
+        for transport in rt.TRANSPORTS.values():
+            refused(transport, 10)
+        assert children(int(pathlib.Path(state, "run", "nginx.pid").read_text())) == nginx_workers
+        assert not live.done.is_set(), "the open subscription was dropped"
+        assert carebot(repo_root, "up", "--state", state).returncode == 0
+        assert rt.subscription_status(rt.EventSource, base, "department/1", token=token) == 200
+        live.close()
     finally:
         down_spare(repo_root, state)
 
