@@ -2,6 +2,7 @@
 publisher, nginx's own error bodies, `tools/carebot down` and two
 `carebot-admin seed` at once (contract sections 1, 2, 7, 8 and 9)."""
 
+import datetime
 import http.client
 import json
 import os
@@ -328,6 +329,18 @@ def test_up_keeps_the_users_data_and_settings_and_strays_are_stopped(repo_root):
         assert "# from an older template" not in nginx_conf.read_text()
         again = carebot(repo_root, "up", "--state", state)
         assert again.returncode == 0 and "reloading nginx" not in again.stderr, again.stderr
+        # a changed carebot.conf: the workers read it when they start, so up restarts them
+        # (once), and nginx stays as it is
+        conf.write_text(conf.read_text() + "token_ttl = 600\n")
+        again = carebot(repo_root, "up", "--state", state)
+        assert again.returncode == 0 and "starting 2 workers" in again.stderr, again.stderr
+        assert "nginx" not in again.stderr, again.stderr
+        guest = requests.post(f"{base}/api/auth/guest", json={"full_name": "Short"}, timeout=10)
+        left = (datetime.datetime.fromisoformat(guest.json()["expires_at"].replace("Z", "+00:00"))
+                - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        assert 590 < left <= 601, guest.text
+        again = carebot(repo_root, "up", "--state", state)
+        assert again.returncode == 0 and "starting" not in again.stderr, again.stderr
         # --fresh seeds the wiped database, and a new nginx forgets the old chats' events
         nginx_before = pathlib.Path(state, "run", "nginx.pid").read_text()
         fresh = carebot(repo_root, "up", "--state", state, "--fresh")
@@ -383,6 +396,15 @@ def test_up_checks_its_arguments_and_the_port_before_starting_anything(repo_root
         down = carebot(repo_root, "down", "--state", missing)
         assert down.returncode == 0 and "nothing to stop" in down.stderr, down.stderr
         assert not os.path.exists(missing)
+        # an unknown argument is refused before the state directory is made
+        up = carebot(repo_root, "up", "--state", missing, "--bogus")
+        assert up.returncode == 1 and "unknown argument --bogus" in up.stderr, up.stderr
+        assert not os.path.exists(missing)
+        # a directory that holds no instance: nothing stopped, nothing written
+        os.mkdir(missing)
+        down = carebot(repo_root, "down", "--state", missing)
+        assert down.returncode == 0 and "nothing to stop" in down.stderr, down.stderr
+        assert os.listdir(missing) == []
     finally:
         taken.close()
         shutil.rmtree(state, ignore_errors=True)
@@ -499,8 +521,18 @@ def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_it
             refused(transport, 10)
         assert children(int(pathlib.Path(state, "run", "nginx.pid").read_text())) == nginx_workers
         assert not live.done.is_set(), "the open subscription was dropped"
+        nginx_pid = pathlib.Path(state, "run", "nginx.pid").read_text()
         assert carebot(repo_root, "up", "--state", state).returncode == 0
         assert rt.subscription_status(rt.EventSource, base, "department/1", token=token) == 200
+        # up mends a dead database without a new nginx, which would drop every
+        # subscriber and forget the events kept for reconnecting ones
+        os.kill(int(pathlib.Path(state, "run", "mysqld.pid").read_text()), signal.SIGKILL)
+        assert wait_for(lambda: requests.get(f"{base}/api/health", timeout=10).status_code == 503, 10)
+        again = carebot(repo_root, "up", "--state", state)
+        assert again.returncode == 0 and "restarting nginx" not in again.stderr, again.stderr
+        assert pathlib.Path(state, "run", "nginx.pid").read_text() == nginx_pid
+        assert requests.get(f"{base}/api/health", timeout=10).json() == HEALTHY
+        assert not live.done.is_set(), "the open subscription was dropped"
         live.close()
     finally:
         down_spare(repo_root, state)
