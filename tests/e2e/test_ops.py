@@ -519,6 +519,12 @@ def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_it
         assert wait_for(lambda: not [pid for pid in workers if os.path.exists(f"/proc/{pid}")], 5)
         for transport in rt.TRANSPORTS.values():
             refused(transport, 10)
+        # health still speaks health's fields (contract 8), as far as nginx knows them
+        for path in ("/api/health", "/api/health/"):
+            health = requests.get(base + path, timeout=10)
+            assert health.status_code == 503, health.text
+            assert health.json()["status"] == "degraded" and health.json()["workers"] == "down"
+            assert health.json()["error"]["code"] == "unavailable"
         assert children(int(pathlib.Path(state, "run", "nginx.pid").read_text())) == nginx_workers
         assert not live.done.is_set(), "the open subscription was dropped"
         nginx_pid = pathlib.Path(state, "run", "nginx.pid").read_text()
