@@ -10,6 +10,7 @@ live in test_realtime_node.py, test_realtime_down.py and test_realtime_soak.py.
 """
 
 import concurrent.futures
+import http.client
 import json
 import re
 import socket
@@ -185,6 +186,30 @@ def test_a_malformed_websocket_handshake_is_a_json_400_after_the_token(base_url,
         assert handshake(None, extra)[0] == 401
         assert handshake(other["token"], extra)[0] == 403
     assert handshake(customer["token"], "Sec-WebSocket-Version: 13\r\n" + key)[0] == 101
+
+
+def test_an_idle_eventsource_gets_a_bare_comment_every_30_seconds(base_url, org):
+    """So that proxies keep an idle stream open; a comment, never an event a
+    client could take for a message."""
+    customer = org.customer()
+    chat = org.chat(customer, org.department())
+    host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=45)
+    conn.request("GET", f"/ws/chat/{chat['id']}?token={customer['token']}",
+                 headers={"Accept": "text/event-stream"})
+    sock = conn.sock  # getresponse() forgets it
+    resp = conn.getresponse()
+    assert resp.status == 200
+    start, lines = time.monotonic(), []
+    try:
+        while time.monotonic() - start < 40 and lines.count(":") < 1:
+            lines.append(resp.readline().decode().rstrip("\r\n"))
+    finally:
+        rt.shutdown(sock)
+        conn.close()
+    assert lines[0] == ": hi" and ":" in lines, lines
+    assert 25 < time.monotonic() - start < 40
+    assert not [line for line in lines if line and not line.startswith(":")], lines
 
 
 def test_a_trailing_slash_is_the_same_channel(transport, base_url, org, admin_token):
