@@ -36,6 +36,7 @@ struct cb_db {
 	long long insert_id, affected; /* affected counts matched rows (CLIENT_FOUND_ROWS) */
 	long long *mutexes; /* chat mutexes held (cb_db_chat_mutex) */
 	size_t nmutexes, capmutexes;
+	int mutexes_lost; /* named locks held died with a connection: nothing may go on */
 	int unread; /* the release of the mutexes was sent; its answer is still to be read */
 	struct cached_stmt cache[STMT_CACHE];
 };
@@ -72,11 +73,18 @@ disconnect(struct cb_db *db)
 		mysql_close(db->conn);
 	db->conn = NULL;
 	db->unread = 0;
-	db->in_tx = 0;
-	/* Named locks die with the connection; so must the host's, or nobody releases them. */
-	if (db->nmutexes > 0 && cb_chat_mutex_on())
-		cb_chat_mutex_release_all();
-	db->nmutexes = 0;
+	/*
+	 * in_tx stays: the transaction died with the connection, and may_retry
+	 * must still see that a statement failed inside one (cb_db_tx clears it).
+	 * The host's chat mutexes stay held too, until the request ends
+	 * (cb_db_chat_mutex_release): whoever retries on a new connection still
+	 * owns its chats. Named locks die with the connection; a request that
+	 * held one must not go on as if it still did.
+	 */
+	if (db->nmutexes > 0 && !cb_chat_mutex_on()) {
+		db->nmutexes = 0;
+		db->mutexes_lost = 1;
+	}
 }
 
 /*
@@ -146,6 +154,7 @@ void
 cb_db_request_start(struct cb_db *db)
 {
 	db->statements = 0;
+	db->mutexes_lost = 0;
 }
 
 /*
@@ -344,7 +353,7 @@ may_retry(const struct cb_db *db, const char *sql, int rc, unsigned err, int att
 	if (rc == CB_ERR_RETRY)
 		return err == ER_LOCK_DEADLOCK && !db->in_tx && attempt + 1 < TX_ATTEMPTS;
 	return rc == CB_ERR_UNAVAILABLE && attempt == 0 && db->statements == 0 && !db->in_tx &&
-	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "START", 5) == 0);
+	    !db->mutexes_lost && (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "START", 5) == 0);
 }
 
 static int
@@ -763,6 +772,7 @@ cb_db_chat_mutex_release(struct cb_db *db)
 
 	if (db->conn != NULL && db->unread)
 		settle(db);
+	db->mutexes_lost = 0;
 	if (db->nmutexes == 0)
 		return;
 	db->nmutexes = 0;

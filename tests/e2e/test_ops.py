@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 
+import pytest
 import requests
 
 import rt
@@ -540,6 +541,60 @@ def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_it
         assert requests.get(f"{base}/api/health", timeout=10).json() == HEALTHY
         assert not live.done.is_set(), "the open subscription was dropped"
         live.close()
+    finally:
+        down_spare(repo_root, state)
+
+
+def test_a_worker_that_reconnects_mid_request_keeps_its_chats_mutex(repo_root):
+    """A worker whose connection died while it was idle retries the request's
+    first read on a new one. When that read came after the chat's mutex was
+    taken (its session still cached, the chat's state not), the old code had
+    let the mutex go with the connection and went on without it (a white-box
+    review found it): a close in another worker could slip in before the post."""
+    state = tempfile.mkdtemp(prefix="carebot-reconnect-")
+    try:
+        base = up_spare(repo_root, state, 1)  # one worker: it serves every request below
+        sql = pathlib.Path(state)
+        token = carebot(repo_root, "admin", "--state", state, "token", "customer1").stdout.strip()
+        admin = carebot(repo_root, "admin", "--state", state, "token", "admin").stdout.strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        chat = requests.post(f"{base}/api/chats/", headers=auth, timeout=10, json={"department_id": 2})
+        assert chat.status_code == 201, chat.text
+        chat_id = chat.json()["id"]
+        # a change elsewhere moves the state generation; the customer's next
+        # request caches the session again, not the chat's state
+        r = requests.put(f"{base}/api/departments/3", headers={"Authorization": f"Bearer {admin}"},
+                         json={"description": uuid.uuid4().hex}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert requests.get(f"{base}/api/auth/me", headers=auth, timeout=10).status_code == 200
+        # the worker's connection dies while it is idle, and the chats table is held,
+        # so that the retried read of the chat's state waits
+        for conn_id in root_sql(sql, "SELECT id FROM information_schema.processlist "
+                                     "WHERE user = 'carebot'").split():
+            root_sql(sql, f"KILL {conn_id}")
+        holder = subprocess.Popen(["mariadb", f"--socket={sql / 'run' / 'mysqld.sock'}", "-uroot",
+                                   "--unbuffered", "-N", "-B", "carebot"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder.stdin.write("LOCK TABLES chats WRITE; SELECT 'held';\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "held"
+        mutex = HostMutex(os.path.join(state, "run", "chat-mutexes"))
+        try:
+            post, out = in_background(lambda: requests.post(
+                f"{base}/api/chats/{chat_id}/messages", headers=auth, timeout=30,
+                json={"content": "after the reconnect"}))
+            waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'carebot' " \
+                      "AND state LIKE '%metadata lock%'"
+            assert wait_for(lambda: root_sql(sql, waiting).strip() == "1", 10), "the post never waited"
+            with pytest.raises(OSError):  # the worker still holds the chat
+                mutex.take(chat_id)
+        finally:
+            holder.stdin.write("UNLOCK TABLES;\n")
+            holder.stdin.close()
+            holder.wait(10)
+            mutex.close()
+        post.join(30)
+        assert out and out[0].status_code == 201, out and out[0].text
     finally:
         down_spare(repo_root, state)
 
