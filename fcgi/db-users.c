@@ -110,7 +110,11 @@ department_unusable(struct cb_error *e)
 	return CB_ERR_REPLY;
 }
 
-/* agent.status to the agent, its department and the one it left (old_dept, 0: none). */
+/*
+ * agent.status to the agent, its department and the one it left (old_dept,
+ * 0: none). As every agent.status: one per agent and request, read again
+ * under the agent's mutex when it is published (cb_db_events_publish).
+ */
 static int
 status_event(struct cb_db *db, long long id, long long old_dept, struct cb_events *ev)
 {
@@ -122,7 +126,7 @@ status_event(struct cb_db *db, long long id, long long old_dept, struct cb_event
 		return rc;
 	json_object *dept = json_object_object_get(user, "department_id");
 	long long ids[] = {id, dept ? json_object_get_int64(dept) : 0, old_dept};
-	cb_events_add(ev, "agent.status", 0, user, kinds, ids, 3);
+	cb_events_add_status(ev, id, user, kinds, ids, 3);
 	return CB_OK;
 }
 

@@ -404,6 +404,28 @@ def test_agent_status_follows_every_load_change_once_and_transfers_into_a_queue_
     assert "chat.waiting" not in [e["type"] for e in got["agent"]]
 
 
+def test_an_admin_change_that_hands_the_agent_a_chat_is_one_agent_status(base_url, org, api, admin_token):
+    """max_chats raised: the queue is served at once (6.2.5), and the agent's
+    channel hears of the change once, with the load after the assignment, not
+    a snapshot from before it and then another (a white-box review)."""
+    dept = org.department()
+    agent = org.agent(dept, max_chats=1)
+    customer = org.customer()
+    first, second = org.chat(customer, dept), org.chat(customer, dept)
+    assert (first["agent_id"], second["status"]) == (agent["id"], "waiting")
+    sub = rt.WebSocket(base_url, f"agent/{agent['id']}", token=agent["token"]).start()
+    try:
+        org.ok(api.put(f"/api/users/{agent['id']}", token=admin_token, json={"max_chats": 2}))
+        sub.wait_for(lambda evs: "chat.assigned" in [e["type"] for e in evs], timeout=5)
+        time.sleep(0.5)  # anything else the change publishes
+        events = sub.wait_for(lambda evs: True, timeout=0)
+    finally:
+        sub.close()
+    statuses = [(e["data"]["max_chats"], e["data"]["active_chats"], e["data"]["status"])
+                for e in events if e["type"] == "agent.status"]
+    assert statuses == [(2, 2, "busy")], events
+
+
 def test_the_last_agent_status_is_the_agents_state_after_a_burst(base_url, org, api, admin_token):
     """Closes of one agent's chats at once commit one after the other but
     publish under their own chats' mutexes; the last agent.status each
