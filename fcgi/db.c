@@ -537,7 +537,11 @@ row_buf_copy(const struct row_buf *rb, struct cb_res *res, size_t *cap)
 		} else if (res->types[c] != CB_COL_STR) {
 			v->i = rb->strs[c] ? strtoll(rb->strs[c], NULL, 10) : rb->ints[c];
 		} else {
-			v->s = xstrndup(rb->strs[c], rb->lens[c]);
+			/* lens is the value's whole length, also when the buffer cut it */
+			unsigned long len = rb->lens[c] < rb->bind[c].buffer_length
+			    ? rb->lens[c]
+			    : rb->bind[c].buffer_length - 1;
+			v->s = xstrndup(rb->strs[c], len);
 		}
 	}
 	res->nrows++;
@@ -548,21 +552,23 @@ fetch_all(struct cb_db *db, MYSQL_STMT *stmt, const char *sql, struct cb_res **o
 {
 	MYSQL_RES *meta = mysql_stmt_result_metadata(stmt);
 	struct cb_res *res = xcalloc(1, sizeof *res);
-	struct row_buf rb;
+	struct row_buf rb = {0};
 	size_t cap = 0;
-	int rc = CB_OK;
+	const char *failed = NULL; /* the step that failed */
+	unsigned err = 0;
+	char msg[512];
 
 	*out = res;
 	if (meta == NULL)
 		return CB_OK;
 	if (mysql_stmt_store_result(stmt) != 0) {
-		mysql_free_result(meta);
-		return classify(db, mysql_stmt_errno(stmt), "store", sql);
+		failed = "store";
+		goto out;
 	}
 	res->ncols = mysql_num_fields(meta);
 	row_buf_bind(&rb, res, mysql_fetch_fields(meta));
 	if (mysql_stmt_bind_result(stmt, rb.bind) != 0) {
-		rc = classify(db, mysql_stmt_errno(stmt), "bind result", sql);
+		failed = "bind result";
 		goto out;
 	}
 	for (;;) {
@@ -570,20 +576,25 @@ fetch_all(struct cb_db *db, MYSQL_STMT *stmt, const char *sql, struct cb_res **o
 		if (f == MYSQL_NO_DATA)
 			break;
 		if (f != 0 && f != MYSQL_DATA_TRUNCATED) {
-			rc = classify(db, mysql_stmt_errno(stmt), "fetch", sql);
+			failed = "fetch";
 			goto out;
 		}
 		row_buf_copy(&rb, res, &cap);
 	}
 out:
+	/* The error is read first: classify may drop the connection, and stmt with it. */
+	if (failed != NULL) {
+		err = mysql_stmt_errno(stmt);
+		snprintf(msg, sizeof msg, "%s", mysql_stmt_error(stmt));
+	}
 	mysql_stmt_free_result(stmt);
 	mysql_free_result(meta);
 	row_buf_free(&rb, res->ncols);
-	if (rc != CB_OK) {
-		cb_res_free(res);
-		*out = NULL;
-	}
-	return rc;
+	if (failed == NULL)
+		return CB_OK;
+	cb_res_free(res);
+	*out = NULL;
+	return classify_msg(db, err, msg, failed, sql);
 }
 
 static int
