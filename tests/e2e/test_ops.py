@@ -599,6 +599,40 @@ def test_a_worker_that_reconnects_mid_request_keeps_its_chats_mutex(repo_root):
         down_spare(repo_root, state)
 
 
+def test_a_stop_while_a_worker_waits_for_mariadb_lets_its_request_finish(repo_root):
+    """README 2: a busy worker stops after its request. The stop signal must
+    not cut short what the request is waiting for (a MariaDB answer here):
+    an interrupted read would turn the request into an error."""
+    state = tempfile.mkdtemp(prefix="carebot-stopwait-")
+    try:
+        base = up_spare(repo_root, state, 1)
+        sql = pathlib.Path(state)
+        token = carebot(repo_root, "admin", "--state", state, "token", "customer1").stdout.strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        holder = subprocess.Popen(["mariadb", f"--socket={sql / 'run' / 'mysqld.sock'}", "-uroot",
+                                   "--unbuffered", "-N", "-B", "carebot"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder.stdin.write("LOCK TABLES chats WRITE; SELECT 'held';\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "held"
+        try:
+            create, out = in_background(lambda: requests.post(
+                f"{base}/api/chats/", headers=auth, timeout=30, json={"department_id": 2}))
+            waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'carebot' " \
+                      "AND state LIKE '%metadata lock%'"
+            assert wait_for(lambda: root_sql(sql, waiting).strip() == "1", 10), "the request never waited"
+            os.kill(int(pathlib.Path(state, "run", "pool.pid").read_text()), signal.SIGTERM)
+            time.sleep(0.5)
+        finally:
+            holder.stdin.write("UNLOCK TABLES;\n")
+            holder.stdin.close()
+            holder.wait(10)
+        create.join(30)
+        assert out and out[0].status_code == 201, out and out[0].text
+    finally:
+        down_spare(repo_root, state)
+
+
 def root_sql(state_dir, statement):
     """statement run by MariaDB's root on the instance's server: its output, tab-separated."""
     done = subprocess.run(["mariadb", f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
