@@ -183,10 +183,11 @@ reassign(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
 	 * Cron runs this every minute: it also forgets login attempts past their
 	 * window, first, so that a failure leaves the queues as they were.
 	 */
-	rc = cb_db_login_sweep(db);
-	if (rc == CB_OK)
-		rc = cb_db_reassign(db, after, &counts);
-	if (rc == CB_OK)
+	if ((rc = cb_db_login_sweep(db)) != CB_OK)
+		return rc;
+	rc = cb_db_reassign(db, after, &counts);
+	/* What was done, also when a department was left for the next run (exit 1). */
+	if (rc != CB_ERR_UNAVAILABLE)
 		printf("assigned=%d requeued=%d timed_out=%d\n", counts.assigned, counts.requeued,
 		    counts.timed_out);
 	return rc;

@@ -87,27 +87,39 @@ drain_tx(struct cb_db *db, void *arg)
 	return active ? cb_db_assign_drain(db, s->id, &s->ev, &s->assigned) : CB_OK;
 }
 
-/* Runs fn for each id of the list in its own transaction, publishing after each commit. */
+/*
+ * Runs fn for each id of the list in its own transaction, publishing after
+ * each commit. A department that fails (still deadlocked after the retries,
+ * a chat's mutex held past its wait) is left for the next run and the others
+ * are served; only a database gone ends the run. The first failure is returned.
+ */
 static int
 each(struct cb_db *db, struct cb_res *ids, cb_db_tx_cb fn, struct sweep *s,
     struct cb_reassign_counts *counts)
 {
-	int rc = CB_OK;
+	int first = CB_OK;
 
-	for (unsigned r = 0; r < ids->nrows && rc == CB_OK; r++) {
+	for (unsigned r = 0; r < ids->nrows; r++) {
 		s->id = cb_res_int(ids, r, "id");
-		rc = cb_db_tx(db, fn, s);
+		int rc = cb_db_tx(db, fn, s);
 		if (rc == CB_OK) {
 			cb_db_events_publish(db, &s->ev);
 			counts->assigned += s->assigned;
 			counts->requeued += s->requeued;
 			counts->timed_out += s->timed_out;
+		} else {
+			cb_warn("reassign: department %lld left for the next run (error %d)", s->id,
+			    rc);
+			if (first == CB_OK)
+				first = rc;
 		}
 		cb_events_clear(&s->ev);
 		/* The chat mutexes are held until the events are out (db.h). */
 		cb_db_chat_mutex_release(db);
+		if (rc == CB_ERR_UNAVAILABLE)
+			break;
 	}
-	return rc;
+	return first;
 }
 
 int
@@ -122,15 +134,15 @@ cb_db_reassign(struct cb_db *db, long long offline_after, struct cb_reassign_cou
 
 	if (rc != CB_OK)
 		return rc;
-	rc = each(db, ids, timeout_tx, &s, counts);
+	int timeouts = each(db, ids, timeout_tx, &s, counts);
 	cb_res_free(ids);
-	if (rc != CB_OK)
-		return rc;
+	if (timeouts == CB_ERR_UNAVAILABLE)
+		return timeouts;
 	rc = cb_db_query(db, &ids,
 	    "SELECT id FROM departments WHERE is_active AND deleted_at IS NULL ORDER BY id", "");
 	if (rc != CB_OK)
 		return rc;
 	rc = each(db, ids, drain_tx, &s, counts);
 	cb_res_free(ids);
-	return rc;
+	return timeouts != CB_OK ? timeouts : rc;
 }
