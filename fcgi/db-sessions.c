@@ -88,16 +88,26 @@ session_victim(struct session_slot *set, const unsigned char hash[CB_TOKEN_HASH]
 	return oldest;
 }
 
-/* Refreshes an agent's last_seen_at when this worker has not for a while. */
+/*
+ * Refreshes an agent's last_seen_at when this worker has not for a while.
+ * A refresh that meets a lock held too long (a deadlock or a lock wait
+ * timeout) does not fail the request it rides on: the next one tries again.
+ */
 static int
 refresh_seen(struct cb_db *db, struct session_slot *slot, long long now_ms)
 {
 	if (slot->user.role != CB_ROLE_AGENT ||
 	    now_ms - slot->seen_ms < SEEN_REFRESH_SECONDS * 1000)
 		return CB_OK;
-	slot->seen_ms = now_ms;
-	return cb_db_exec(
+	int rc = cb_db_exec(
 	    db, "UPDATE users SET last_seen_at = NOW(3) WHERE id = ?", "i", slot->user.id);
+	if (rc == CB_OK)
+		slot->seen_ms = now_ms;
+	else if (rc == CB_ERR_RETRY)
+		cb_warn("agent %lld: last_seen_at not refreshed (a lock held too long); "
+		        "the next request tries again",
+		    slot->user.id);
+	return rc == CB_ERR_RETRY ? CB_OK : rc;
 }
 
 int

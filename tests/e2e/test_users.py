@@ -7,10 +7,12 @@ matrix of these endpoints is in test_roles_directory.py.
 
 import concurrent.futures
 import datetime
+import subprocess
 import threading
 import time
 
 import pytest
+import requests
 
 from conftest import Api
 from dirhelp import PASSWORD, USER_FIELDS, assert_error, directory, parse_time, uid  # noqa: F401
@@ -713,6 +715,32 @@ def test_a_token_sent_where_none_is_needed_still_counts_as_the_agent_seen(direct
     for token in ("not-a-token", "0" * 64):
         r = api.get("/api/departments/active/", token=token)
         assert r.status_code == 200 and r.json() == anonymous.json()
+
+
+def test_a_read_whose_last_seen_refresh_meets_a_held_row_still_answers(directory, state_dir):
+    """Any request an agent makes refreshes last_seen_at (contract 5); that side
+    effect must not fail the request when the agent's row stays locked past
+    MariaDB's lock wait (10 s): the read answers, and a later request refreshes."""
+    api = directory.api
+    agent = directory.agent(directory.department())
+    assert directory.get_user(agent["id"])["last_seen_at"] is None
+    holder = subprocess.Popen(["mariadb", f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
+                               "--unbuffered", "-N", "-B", "carebot"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write(f"BEGIN; SELECT id FROM users WHERE id = {agent['id']} FOR UPDATE;\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == str(agent["id"])
+        r = requests.get(f"{api.base_url}/api/auth/me", timeout=30,  # the lock wait is 10 s
+                         headers={"Authorization": f"Bearer {agent['token']}"})
+        assert r.status_code == 200 and r.json()["id"] == agent["id"], r.text
+    finally:
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.close()
+        holder.wait(10)
+    assert directory.get_user(agent["id"])["last_seen_at"] is None
+    assert api.get("/api/auth/me", token=agent["token"]).status_code == 200
+    assert directory.get_user(agent["id"])["last_seen_at"] is not None
 
 
 def test_heartbeat_targets(directory):
