@@ -2,6 +2,7 @@
 publisher, nginx's own error bodies, `tools/carebot down` and two
 `carebot-admin seed` at once (contract sections 1, 2, 7, 8 and 9)."""
 
+import contextlib
 import datetime
 import http.client
 import json
@@ -545,6 +546,29 @@ def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_it
         down_spare(repo_root, state)
 
 
+@contextlib.contextmanager
+def chats_table_held(state_dir):
+    """MariaDB's root holds the chats table (LOCK TABLES) for the block: a
+    worker's read of it waits. Yields wait(), which returns once one does."""
+    holder = subprocess.Popen(["mariadb", f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
+                               "--unbuffered", "-N", "-B", "carebot"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder.stdin.write("LOCK TABLES chats WRITE; SELECT 'held';\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "held"
+    waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'carebot' " \
+              "AND state LIKE '%metadata lock%'"
+
+    def wait():
+        assert wait_for(lambda: root_sql(state_dir, waiting).strip() == "1", 10), "no worker waited"
+    try:
+        yield wait
+    finally:
+        holder.stdin.write("UNLOCK TABLES;\n")
+        holder.stdin.close()
+        holder.wait(10)
+
+
 def test_a_worker_that_reconnects_mid_request_keeps_its_chats_mutex(repo_root):
     """A worker whose connection died while it was idle retries the request's
     first read on a new one. When that read came after the chat's mutex was
@@ -572,26 +596,16 @@ def test_a_worker_that_reconnects_mid_request_keeps_its_chats_mutex(repo_root):
         for conn_id in root_sql(sql, "SELECT id FROM information_schema.processlist "
                                      "WHERE user = 'carebot'").split():
             root_sql(sql, f"KILL {conn_id}")
-        holder = subprocess.Popen(["mariadb", f"--socket={sql / 'run' / 'mysqld.sock'}", "-uroot",
-                                   "--unbuffered", "-N", "-B", "carebot"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        holder.stdin.write("LOCK TABLES chats WRITE; SELECT 'held';\n")
-        holder.stdin.flush()
-        assert holder.stdout.readline().strip() == "held"
         mutex = HostMutex(os.path.join(state, "run", "chat-mutexes"))
         try:
-            post, out = in_background(lambda: requests.post(
-                f"{base}/api/chats/{chat_id}/messages", headers=auth, timeout=30,
-                json={"content": "after the reconnect"}))
-            waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'carebot' " \
-                      "AND state LIKE '%metadata lock%'"
-            assert wait_for(lambda: root_sql(sql, waiting).strip() == "1", 10), "the post never waited"
-            with pytest.raises(OSError):  # the worker still holds the chat
-                mutex.take(chat_id)
+            with chats_table_held(sql) as wait:
+                post, out = in_background(lambda: requests.post(
+                    f"{base}/api/chats/{chat_id}/messages", headers=auth, timeout=30,
+                    json={"content": "after the reconnect"}))
+                wait()
+                with pytest.raises(OSError):  # the worker still holds the chat
+                    mutex.take(chat_id)
         finally:
-            holder.stdin.write("UNLOCK TABLES;\n")
-            holder.stdin.close()
-            holder.wait(10)
             mutex.close()
         post.join(30)
         assert out and out[0].status_code == 201, out and out[0].text
@@ -609,24 +623,12 @@ def test_a_stop_while_a_worker_waits_for_mariadb_lets_its_request_finish(repo_ro
         sql = pathlib.Path(state)
         token = carebot(repo_root, "admin", "--state", state, "token", "customer1").stdout.strip()
         auth = {"Authorization": f"Bearer {token}"}
-        holder = subprocess.Popen(["mariadb", f"--socket={sql / 'run' / 'mysqld.sock'}", "-uroot",
-                                   "--unbuffered", "-N", "-B", "carebot"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        holder.stdin.write("LOCK TABLES chats WRITE; SELECT 'held';\n")
-        holder.stdin.flush()
-        assert holder.stdout.readline().strip() == "held"
-        try:
+        with chats_table_held(sql) as wait:
             create, out = in_background(lambda: requests.post(
                 f"{base}/api/chats/", headers=auth, timeout=30, json={"department_id": 2}))
-            waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'carebot' " \
-                      "AND state LIKE '%metadata lock%'"
-            assert wait_for(lambda: root_sql(sql, waiting).strip() == "1", 10), "the request never waited"
+            wait()
             os.kill(int(pathlib.Path(state, "run", "pool.pid").read_text()), signal.SIGTERM)
             time.sleep(0.5)
-        finally:
-            holder.stdin.write("UNLOCK TABLES;\n")
-            holder.stdin.close()
-            holder.wait(10)
         create.join(30)
         assert out and out[0].status_code == 201, out and out[0].text
     finally:
