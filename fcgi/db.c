@@ -32,7 +32,7 @@ struct cb_db {
 	MYSQL *conn;
 	int in_tx;
 	int changed; /* the open transaction changed state that caches hold */
-	unsigned statements; /* statements run since cb_db_request_start */
+	int outcome_unknown; /* a write or COMMIT lost its answer with the connection */
 	long long insert_id, affected; /* affected counts matched rows (CLIENT_FOUND_ROWS) */
 	long long *mutexes; /* chat mutexes held (cb_db_chat_mutex) */
 	size_t nmutexes, capmutexes;
@@ -153,8 +153,14 @@ cb_db_ensure(struct cb_db *db)
 void
 cb_db_request_start(struct cb_db *db)
 {
-	db->statements = 0;
+	db->outcome_unknown = 0;
 	db->mutexes_lost = 0;
+}
+
+int
+cb_db_outcome_unknown(const struct cb_db *db)
+{
+	return db != NULL && db->outcome_unknown;
 }
 
 /*
@@ -341,19 +347,41 @@ back_off(int attempt)
 }
 
 /*
- * Is a failed statement safe to run again, and worth it? A lost connection
- * before the request did anything (see above), once; a deadlock outside a
- * transaction, which rolled back just this statement (a heartbeat's UPDATE
- * meeting an assignment), up to TX_ATTEMPTS times. In a transaction the
- * whole transaction is run again instead (cb_db_tx).
+ * Is a failed statement safe to run again, and worth it? A read or a START
+ * that lost the connection, once, on a new one: outside a transaction
+ * nothing of the request dies with the connection but MariaDB's named locks
+ * (the host's chat mutexes stay held, disconnect), so a request that held
+ * one is not retried. That covers a connection the server closed while we
+ * were idle (a restarted MariaDB) and the reads after a commit that make
+ * the answer and the events. A write is never run twice. A deadlock outside
+ * a transaction, which rolled back just this statement (a heartbeat's
+ * UPDATE meeting an assignment), up to TX_ATTEMPTS times. In a transaction
+ * the whole transaction is run again instead (cb_db_tx).
  */
 static int
 may_retry(const struct cb_db *db, const char *sql, int rc, unsigned err, int attempt)
 {
 	if (rc == CB_ERR_RETRY)
 		return err == ER_LOCK_DEADLOCK && !db->in_tx && attempt + 1 < TX_ATTEMPTS;
-	return rc == CB_ERR_UNAVAILABLE && attempt == 0 && db->statements == 0 && !db->in_tx &&
-	    !db->mutexes_lost && (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "START", 5) == 0);
+	return rc == CB_ERR_UNAVAILABLE && attempt == 0 && !db->in_tx && !db->mutexes_lost &&
+	    (strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "START", 5) == 0);
+}
+
+/*
+ * A statement sent that lost the connection before its answer: a write
+ * outside a transaction, or a COMMIT, may have been done (a write in a
+ * transaction died with it).
+ */
+static void
+note_lost_answer(struct cb_db *db, const char *sql, int rc)
+{
+	static const char *const writes[] = {"INSERT", "UPDATE", "DELETE", "REPLACE"};
+	int write = 0;
+
+	for (size_t i = 0; i < CB_ARRAY_LEN(writes); i++)
+		write |= strncmp(sql, writes[i], strlen(writes[i])) == 0;
+	if (rc == CB_ERR_UNAVAILABLE && ((write && !db->in_tx) || strncmp(sql, "COMMIT", 6) == 0))
+		db->outcome_unknown = 1;
 }
 
 static int
@@ -383,12 +411,12 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 			    mysql_stmt_execute(stmt) != 0) {
 				err = mysql_stmt_errno(stmt);
 				rc = classify(db, err, "execute", sql);
+				note_lost_answer(db, sql, rc);
 			} else {
 				rc = CB_OK;
 			}
 		}
 		if (rc == CB_OK) {
-			db->statements++;
 			note_change(db, sql);
 			db->affected = (long long)mysql_stmt_affected_rows(stmt);
 			db->insert_id = (long long)mysql_stmt_insert_id(stmt);
@@ -670,6 +698,7 @@ simple(struct cb_db *db, const char *sql)
 	if (mysql_real_query(db->conn, sql, strlen(sql)) != 0) {
 		unsigned err = mysql_errno(db->conn);
 		rc = classify(db, err, "transaction control", sql);
+		note_lost_answer(db, sql, rc);
 		if (may_retry(db, sql, rc, err, 0) && cb_db_ensure(db) == CB_OK &&
 		    mysql_real_query(db->conn, sql, strlen(sql)) == 0)
 			return CB_OK;

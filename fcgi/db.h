@@ -40,8 +40,14 @@ struct cb_db *cb_db_new(const struct cb_config *cfg);
 void cb_db_free(struct cb_db *db);
 /* Connects if not connected; CB_OK or CB_ERR_UNAVAILABLE. */
 int cb_db_ensure(struct cb_db *db);
-/* Forgets which statements ran, so the first one may reconnect transparently. */
+/* A request starts: forgets what the last one lost with a connection (below, named locks). */
 void cb_db_request_start(struct cb_db *db);
+/*
+ * Did this request lose the connection while a write outside a transaction
+ * or a COMMIT waited for its answer? Then it may have been done, and a 503
+ * must not say it was not.
+ */
+int cb_db_outcome_unknown(const struct cb_db *db);
 
 int cb_db_exec(struct cb_db *db, const char *sql, const char *types, ...);
 int cb_db_query(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, ...);

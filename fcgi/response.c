@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db.h"
 #include "log.h"
 #include "request.h"
 #include "util.h"
@@ -177,6 +178,10 @@ cb_reply_failure(struct cb_request *req, int rc)
 
 	if (rc == CB_ERR_REPLY && req->error.code != NULL)
 		e = req->error;
+	else if (rc == CB_ERR_UNAVAILABLE && cb_db_outcome_unknown(req->db))
+		cb_error_set(&e, 503, "unavailable", NULL,
+		    "the connection to the database was lost while the change was being committed, "
+		    "so it may have been done: read the state, or retry with the same Idempotency-Key");
 	else if (rc == CB_ERR_UNAVAILABLE)
 		cb_error_set(&e, 503, "unavailable", NULL,
 		    "the database cannot be reached; nothing was done");

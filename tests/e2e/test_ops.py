@@ -546,6 +546,71 @@ def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_it
         down_spare(repo_root, state)
 
 
+def test_connections_killed_under_posts_a_503_says_whether_it_may_have_been_done(
+        base_url, api, state_dir, pool_pids):
+    """Contract 2: 503 is "the request did nothing". Killing the workers' MariaDB
+    connections under a stream of posts (a black-box chaos audit): a post whose
+    INSERT lost its answer may have been stored, and its 503 must say so; one
+    that says "nothing was done" is not stored; every 201 is stored and reached
+    the chat's subscriber (the reads after the write retry on a new connection)."""
+    workers = pool_pids()
+    guest = api.post("/api/auth/guest", json={"full_name": "Killed Connections"}).json()
+    token = guest["token"]
+    chat = api.post("/api/chats/", token=token, json={"subject": "kills"}).json()
+    sub = rt.WebSocket(base_url, f"chat/{chat['id']}", token=token).start()
+    stop, answers = threading.Event(), []
+
+    def killer():
+        while not stop.is_set():
+            for conn_id in root_sql(state_dir, "SELECT id FROM information_schema.processlist "
+                                               "WHERE user = 'carebot'").split():
+                root_sql(state_dir, f"KILL {conn_id}")
+            time.sleep(random.uniform(0.05, 0.2))
+
+    def poster():
+        session = requests.Session()
+        while not stop.is_set():
+            content = uuid.uuid4().hex
+            r = session.post(f"{base_url}/api/chats/{chat['id']}/messages", json={"content": content},
+                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            answers.append((content, r.status_code, r.json()))
+
+    threads = [threading.Thread(target=killer)] + [threading.Thread(target=poster) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(8)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    try:
+        history, after = [], 0
+        while page := api.get(f"/api/chats/{chat['id']}/messages?after_id={after}&limit=500",
+                              token=token).json():
+            history, after = history + page, page[-1]["id"]
+        stored = {m["content"]: m["id"] for m in history if m["sender_role"] == "customer"}
+        created = [c for c, status, _ in answers if status == 201]
+        unknown = [c for c, status, body in answers
+                   if status == 503 and "may have been done" in body["error"]["message"]]
+        refused = [c for c, status, body in answers
+                   if status == 503 and "nothing was done" in body["error"]["message"]]
+        assert len(created) + len(unknown) + len(refused) == len(answers), \
+            {s for _, s, _ in answers}
+        print(f"{len(answers)} posts: {len(created)} created, {len(unknown)} 503 'may have been "
+              f"done' ({len([c for c in unknown if c in stored])} stored), {len(refused)} 503 "
+              "'nothing was done'")
+        assert unknown or refused, "no kill landed on a post"
+        assert all(c in stored for c in created)
+        assert not [c for c in refused if c in stored], "a 503 said nothing was done, but it was"
+        assert not [c for c in stored if c not in created and c not in unknown]
+        ids = [stored[c] for c in created]
+        events = sub.wait_for(lambda evs: {e["data"]["id"] for e in evs} >= set(ids), timeout=10)
+        assert not set(ids) - {e["data"]["id"] for e in events}, "a created message was never published"
+    finally:
+        sub.close()
+    assert pool_pids() == workers
+    assert wait_for(lambda: health_ok(api), 10)
+
+
 @contextlib.contextmanager
 def chats_table_held(state_dir):
     """MariaDB's root holds the chats table (LOCK TABLES) for the block: a
