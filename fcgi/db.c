@@ -283,11 +283,6 @@ bind_params(struct params *p, const char *types, va_list ap)
 	}
 }
 
-/*
- * A first SELECT (or BEGIN) of a request that meets a connection the server
- * closed while we were idle is run again on a fresh connection: nothing can
- * have happened yet, so this is safe, and a restarted MariaDB costs no 503.
- */
 int
 cb_db_sql_changes_state(const char *sql)
 {
@@ -629,10 +624,20 @@ static int
 vquery(struct cb_db *db, struct cb_res **out, const char *sql, const char *types, va_list ap)
 {
 	MYSQL_STMT *stmt;
-	int rc = execute(db, &stmt, sql, types, ap);
+	va_list again;
 
 	*out = NULL;
-	return rc == CB_OK ? fetch_all(db, stmt, sql, out) : rc;
+	va_copy(again, ap);
+	int rc = execute(db, &stmt, sql, types, ap);
+	if (rc == CB_OK) {
+		rc = fetch_all(db, stmt, sql, out);
+		/* The rows lost with the connection on their way: the read once more, as execute would. */
+		if (rc == CB_ERR_UNAVAILABLE && may_retry(db, sql, rc, 0, 0) &&
+		    (rc = execute(db, &stmt, sql, types, again)) == CB_OK)
+			rc = fetch_all(db, stmt, sql, out);
+	}
+	va_end(again);
+	return rc;
 }
 
 int
