@@ -36,7 +36,7 @@ struct cb_db {
 	long long insert_id, affected; /* affected counts matched rows (CLIENT_FOUND_ROWS) */
 	long long *mutexes; /* chat mutexes held (cb_db_chat_mutex) */
 	size_t nmutexes, capmutexes;
-	int mutexes_lost; /* named locks held died with a connection: nothing may go on */
+	int mutexes_lost; /* named locks held died with a connection: no read is retried */
 	int unread; /* the release of the mutexes was sent; its answer is still to be read */
 	struct cached_stmt cache[STMT_CACHE];
 };
