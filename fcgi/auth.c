@@ -104,6 +104,15 @@ cb_auth_cookie_origin_ok(const char *origin, const char *host, const char *allow
 	return origin_listed(origin, allowed);
 }
 
+/* Bearer tokens are not sent by the browser on its own, so this opens no
+ * user's data to a page: it only lets a listed page read what it asked. */
+int
+cb_auth_cors_origin_ok(const char *origin, const char *allowed)
+{
+	return origin != NULL && *origin != '\0' && strlen(origin) <= CB_CORS_ORIGIN_MAX &&
+	    origin_listed(origin, allowed);
+}
+
 /*
  * Interactive limits: about 64 MiB and a few tens of milliseconds per hash,
  * libsodium's recommendation for logins. The memory is returned to the

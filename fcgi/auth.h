@@ -47,6 +47,13 @@ const char *cb_auth_bearer(const char *header);
  * spaces or commas, "*" for any). Case-insensitive; non-zero when allowed.
  */
 int cb_auth_cookie_origin_ok(const char *origin, const char *host, const char *allowed);
+/*
+ * May a page at origin (the Origin header; NULL if none) read the API's
+ * answers in a browser (cors_origins: the same list syntax)? No without an
+ * Origin or for one longer than CB_CORS_ORIGIN_MAX, which no listed page has.
+ */
+#define CB_CORS_ORIGIN_MAX 256
+int cb_auth_cors_origin_ok(const char *origin, const char *allowed);
 /* Argon2id hash string of password (NUL-terminated); CB_OK or CB_ERR. */
 int cb_auth_password_hash(const char *password, char out[CB_PWHASH_LEN]);
 /* Non-zero when password matches stored; with stored NULL, burns the same time and fails. */

@@ -55,6 +55,7 @@ static const struct key keys[] = {
     INT(offline_after, 10, 7 * 24 * 3600),
     INT(typing_interval_ms, 0, 60000),
     STR(cookie_origins),
+    STR(cors_origins),
     {"log_level", K_LEVEL, offsetof(struct cb_config, log_level), 0, 0},
 };
 
@@ -90,6 +91,7 @@ cb_config_defaults(struct cb_config *cfg)
 	cfg->offline_after = 300;
 	cfg->typing_interval_ms = 1000;
 	cfg->cookie_origins = xstrdup("");
+	cfg->cors_origins = xstrdup("");
 	cfg->log_level = CB_LOG_INFO;
 }
 

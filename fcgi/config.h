@@ -27,6 +27,7 @@ struct cb_config {
 	int typing_interval_ms;
 	char *
 	    cookie_origins; /* pages besides the instance's own whose subscriptions may use the cookie */
+	char *cors_origins; /* pages on other sites that may call the API from a browser */
 	enum cb_log_level log_level;
 };
 

@@ -71,7 +71,9 @@ serve(FCGX_Request *fcgx, const struct cb_config *cfg, struct cb_db *db)
 	req.db = db;
 	cb_db_request_start(db);
 	req.fcgx = fcgx;
-	if (cb_request_read(&req, fcgx) != CB_OK)
+	int rc = cb_request_read(&req, fcgx);
+	cb_router_cors(&req);
+	if (rc != CB_OK)
 		cb_reply_failure(&req, CB_ERR_REPLY);
 	else
 		cb_router_dispatch(&req);

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "db-sessions.h"
 #include "json.h"
 #include "log.h"
@@ -160,15 +161,55 @@ gate(struct cb_request *req, const struct cb_route *route)
 	return CB_OK;
 }
 
+static const char *
+listed_origin(const struct cb_request *req)
+{
+	const char *origin = FCGX_GetParam("HTTP_ORIGIN", req->fcgx->envp);
+
+	return cb_auth_cors_origin_ok(origin, req->cfg->cors_origins) ? origin : NULL;
+}
+
+void
+cb_router_cors(struct cb_request *req)
+{
+	const char *origin = listed_origin(req);
+
+	if (origin == NULL)
+		return;
+	cb_reply_header(req, "Access-Control-Allow-Origin: %s", origin);
+	cb_reply_header(req, "Access-Control-Expose-Headers: X-Total-Count, Retry-After");
+	cb_reply_header(req, "Vary: Origin");
+}
+
+/*
+ * A browser asks before a page's request that carries a token or a JSON
+ * body: OPTIONS with Access-Control-Request-Method. Only a listed page is
+ * answered; any other OPTIONS stays a 405, so an unlisted page's browser
+ * refuses to send the request at all.
+ */
+static int
+is_preflight(const struct cb_request *req)
+{
+	return strcmp(req->method, "OPTIONS") == 0 &&
+	    FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_METHOD", req->fcgx->envp) != NULL &&
+	    listed_origin(req) != NULL;
+}
+
 void
 cb_router_dispatch(struct cb_request *req)
 {
 	struct cb_buf allow = {0};
-	int path_known, rc;
+	int path_known, rc = CB_OK;
 	const struct cb_route *route = find(req, &path_known, &allow);
 
 	if (route == NULL && !path_known) {
 		rc = cb_fail(req, 404, "not_found", NULL, "no such path: %s", req->path);
+	} else if (route == NULL && is_preflight(req)) {
+		cb_reply_header(req, "Access-Control-Allow-Methods: %s", allow.data);
+		cb_reply_header(req,
+		    "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key");
+		cb_reply_header(req, "Access-Control-Max-Age: 600");
+		cb_reply_empty(req, 204);
 	} else if (route == NULL) {
 		cb_reply_header(req, "Allow: %s", allow.data);
 		rc = cb_fail(

@@ -32,7 +32,13 @@ extern const struct cb_route cb_api_internal_routes[];
  * Pure, for the unit tests.
  */
 int cb_router_match(const char *pattern, const char *path, long long *ids, unsigned *nids);
-/* Routes req through the gate to its handler; always replies. */
+/*
+ * The CORS headers of a page listed in cors_origins (README 2, "Pages on
+ * other sites"), for every answer, errors too: call before anything replies.
+ */
+void cb_router_cors(struct cb_request *req);
+/* Routes req through the gate to its handler (a CORS preflight is answered
+ * here); always replies. */
 void cb_router_dispatch(struct cb_request *req);
 
 #endif

@@ -1,4 +1,4 @@
-/* test-auth.c - which pages may subscribe with the carebot_token cookie. */
+/* test-auth.c - which pages may subscribe with the carebot_token cookie, and which may call the API (CORS). */
 #include "auth.h"
 #include "tests.h"
 
@@ -42,6 +42,30 @@ START_TEST(other_pages_only_when_listed)
 }
 END_TEST
 
+START_TEST(cors_only_for_listed_pages_and_never_without_an_origin)
+{
+	const char *list = "https://shop.example.com http://localhost:3000/";
+	char longest[CB_CORS_ORIGIN_MAX + 2];
+
+	ck_assert(cb_auth_cors_origin_ok("https://shop.example.com", list));
+	ck_assert(cb_auth_cors_origin_ok("http://localhost:3000", list));
+	ck_assert(!cb_auth_cors_origin_ok("http://localhost:3001", list));
+	ck_assert(!cb_auth_cors_origin_ok("https://shop.example.com.evil.io", list));
+	/* the instance's own host is no CORS matter: a same-origin page needs no header */
+	ck_assert(!cb_auth_cors_origin_ok("https://chat.example.com", list));
+	ck_assert(!cb_auth_cors_origin_ok(NULL, "*"));
+	ck_assert(!cb_auth_cors_origin_ok("", "*"));
+	ck_assert(!cb_auth_cors_origin_ok("https://shop.example.com", ""));
+	ck_assert(cb_auth_cors_origin_ok("null", "*"));
+
+	memset(longest, 'a', sizeof longest - 1);
+	longest[sizeof longest - 1] = '\0';
+	ck_assert(!cb_auth_cors_origin_ok(longest, "*"));
+	longest[CB_CORS_ORIGIN_MAX] = '\0';
+	ck_assert(cb_auth_cors_origin_ok(longest, "*"));
+}
+END_TEST
+
 Suite *
 cb_suite_auth(void)
 {
@@ -50,6 +74,9 @@ cb_suite_auth(void)
 
 	tcase_add_test(tc, the_instances_own_pages_and_clients_without_an_origin_may);
 	tcase_add_test(tc, other_pages_only_when_listed);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("cors origins");
+	tcase_add_test(tc, cors_only_for_listed_pages_and_never_without_an_origin);
 	suite_add_tcase(s, tc);
 	return s;
 }

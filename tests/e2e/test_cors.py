@@ -1,0 +1,148 @@
+"""Pages on other sites (README 2): a chat widget on the shop's own site calls
+the API from the visitor's browser, which asks first (a CORS preflight) and
+lets the page read an answer only when it names the page's origin. The pages
+of cors_origins may; any other page gets no CORS header, and its preflight
+stays the 405 every OPTIONS was before.
+
+The module lists two pages in cors_origins (carebot.conf, which the workers
+read when they start), replaces the workers, and puts both back afterwards.
+"""
+
+import os
+import re
+
+import pytest
+
+from chathelp import World, assert_error, ok
+from test_history_age import read_conf, replace_workers
+
+SHOP = "https://shop.example.com"
+DEV = "http://localhost:3000"
+OTHER = "https://evil.example"
+
+
+@pytest.fixture(scope="module")
+def listed(api, pool_pids, state_dir):
+    if os.environ.get("CAREBOT_CORS_ORIGINS") is not None:
+        pytest.skip("the environment fixes cors_origins; the conf cannot change it")
+    original = read_conf(state_dir)
+    line = f"cors_origins = {SHOP}, {DEV}/"
+    changed, n = re.subn(r"(?m)^cors_origins\s*=.*$", line, original)
+    (state_dir / "carebot.conf").write_text(changed if n else original + line + "\n")
+    replace_workers(api, pool_pids)
+    yield
+    (state_dir / "carebot.conf").write_text(original)
+    replace_workers(api, pool_pids)
+
+
+@pytest.fixture
+def w(api, admin_token, token_for):
+    return World(api, admin_token, token_for)
+
+
+def preflight(api, path, origin, method="POST"):
+    return api.request("OPTIONS", path, headers={
+        "Origin": origin, "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "authorization,content-type,idempotency-key"})
+
+
+def assert_cors(resp, origin):
+    assert resp.headers.get("Access-Control-Allow-Origin") == origin, resp.headers
+    assert "Origin" in resp.headers.get("Vary", ""), resp.headers
+    exposed = [h.strip().lower() for h in resp.headers["Access-Control-Expose-Headers"].split(",")]
+    assert "x-total-count" in exposed and "retry-after" in exposed, resp.headers
+
+
+def assert_no_cors(resp):
+    assert not [h for h in resp.headers if h.lower().startswith("access-control-")], resp.headers
+
+
+def chat_count(w):
+    r = w.api.get("/api/chats/?limit=1", token=w.admin)
+    assert r.status_code == 200, r.text
+    return int(r.headers["X-Total-Count"])
+
+
+def test_without_the_setting_no_page_gets_cors(api):
+    """First, before the module's fixture lists any page: the instance's own
+    cors_origins is empty unless the environment set it."""
+    if os.environ.get("CAREBOT_CORS_ORIGINS"):
+        pytest.skip("the environment sets cors_origins")
+    r = preflight(api, "/api/chats/", SHOP)
+    assert_error(r, 405, "method_not_allowed")
+    assert_no_cors(r)
+
+
+def test_a_listed_pages_preflight_names_the_paths_methods_and_the_headers_the_api_reads(
+        listed, w):
+    before = chat_count(w)
+    for origin in (SHOP, DEV):
+        r = preflight(w.api, "/api/chats/", origin)
+        assert r.status_code == 204, r.text
+        assert r.content == b""
+        assert_cors(r, origin)
+        methods = [m.strip() for m in r.headers["Access-Control-Allow-Methods"].split(",")]
+        assert set(methods) == {"GET", "HEAD", "POST"}, r.headers
+        allowed = {h.strip().lower() for h in r.headers["Access-Control-Allow-Headers"].split(",")}
+        assert {"authorization", "content-type", "idempotency-key"} <= allowed, r.headers
+        assert int(r.headers["Access-Control-Max-Age"]) > 0
+    r = preflight(w.api, "/api/departments/7", SHOP, method="DELETE")
+    assert r.status_code == 204, r.text
+    assert "DELETE" in r.headers["Access-Control-Allow-Methods"]
+    # A preflight is a question: it created nothing.
+    assert chat_count(w) == before
+
+
+def test_a_listed_page_reads_every_answer_errors_included(listed, w):
+    r = w.api.post("/api/auth/guest", json={"full_name": "Widget visitor"},
+                   headers={"Origin": SHOP})
+    body = ok(r, 201)
+    assert_cors(r, SHOP)
+    token = body["token"]
+    r = w.api.post("/api/chats/", token=token, json={"subject": "from the widget"},
+                   headers={"Origin": SHOP})
+    chat = ok(r, 201)
+    assert_cors(r, SHOP)
+    r = w.api.get(f"/api/chats/{chat['id']}/messages", token=token, headers={"Origin": DEV})
+    ok(r)
+    assert_cors(r, DEV)
+    assert "X-Total-Count" in r.headers
+    # The widget must be able to read why it failed, not only that it did.
+    r = w.api.get("/api/chats/", headers={"Origin": SHOP})
+    assert_error(r, 401, "unauthorized")
+    assert_cors(r, SHOP)
+    r = w.api.post(f"/api/chats/{chat['id']}/messages", token=token, json={"content": 5},
+                   headers={"Origin": SHOP})
+    assert_error(r, 422, "validation_error", "content")
+    assert_cors(r, SHOP)
+    r = w.api.get("/api/chats/?limit=x", token=token, headers={"Origin": SHOP})
+    assert_error(r, 400, "bad_request", "limit")
+    assert_cors(r, SHOP)
+    # refused while the request is read, before any route is looked at
+    r = w.api.get("/api/chats/?limit=%ff", token=token, headers={"Origin": SHOP})
+    assert_error(r, 400, "bad_request")
+    assert_cors(r, SHOP)
+
+
+def test_other_pages_and_other_requests_get_no_cors(listed, w):
+    before = chat_count(w)
+    for origin in (OTHER, "https://shop.example.com.evil.example", "http://shop.example.com",
+                   "null", "https://" + "a" * 300):
+        r = preflight(w.api, "/api/chats/", origin)
+        assert_error(r, 405, "method_not_allowed")
+        assert r.headers["Allow"] == "GET, HEAD, POST"
+        assert_no_cors(r)
+        r = w.api.get("/api/departments/active", headers={"Origin": origin})
+        ok(r)
+        assert_no_cors(r)
+    # Without an Origin, or an OPTIONS that is no preflight: as any client.
+    r = w.api.get("/api/departments/active")
+    ok(r)
+    assert_no_cors(r)
+    r = w.api.request("OPTIONS", "/api/chats/", headers={"Origin": SHOP})
+    assert_error(r, 405, "method_not_allowed")
+    assert_cors(r, SHOP)
+    # A path that does not exist is no path to ask about.
+    r = preflight(w.api, "/api/nothing/here", SHOP)
+    assert_error(r, 404, "not_found")
+    assert chat_count(w) == before
