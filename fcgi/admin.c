@@ -180,10 +180,11 @@ reassign(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
 	if ((rc = cb_db_ensure(db)) != CB_OK)
 		return rc;
 	/*
-	 * Cron runs this every minute: it also forgets login attempts past their
-	 * window, first, so that a failure leaves the queues as they were.
+	 * Cron runs this every minute: it also forgets what has expired (login
+	 * attempts, sessions, Idempotency-Key rows), first, so that a failure
+	 * leaves the queues as they were.
 	 */
-	if ((rc = cb_db_login_sweep(db)) != CB_OK)
+	if ((rc = cb_db_sweep_expired(db)) != CB_OK)
 		return rc;
 	rc = cb_db_reassign(db, after, &counts);
 	/* What was done, also when a department was left for the next run (exit 1). */

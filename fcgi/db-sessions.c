@@ -233,17 +233,35 @@ cb_db_login_attempt(struct cb_db *db, const char *address, long long *retry_afte
 	return rc == CB_ERR_CONFLICT && a.retry_after > 0 ? CB_OK : rc;
 }
 
-int
-cb_db_login_sweep(struct cb_db *db)
+static int
+sweep(struct cb_db *db, const char *sql)
 {
-	int rc = cb_db_exec(db,
+	int rc = CB_OK;
+
+	for (int i = 0; i < CB_SWEEP_BATCHES && rc == CB_OK; i++)
+		if ((rc = cb_db_exec(db, sql, "")) == CB_OK && cb_db_affected(db) < CB_SWEEP_BATCH)
+			break;
+	return rc;
+}
+
+int
+cb_db_sweep_expired(struct cb_db *db)
+{
+	static const char *const sql[] = {
 	    "DELETE FROM login_attempts WHERE attempted_at <= NOW(3) - INTERVAL " CB_STR(
-	        CB_LOGIN_WINDOW_SECONDS) " SECOND",
-	    "");
-	if (rc == CB_OK)
-		rc = cb_db_exec(db,
-		    "DELETE FROM login_limits WHERE last_at <= NOW(3) - INTERVAL " CB_STR(
-		        CB_LOGIN_WINDOW_SECONDS) " SECOND",
-		    "");
+	        CB_LOGIN_WINDOW_SECONDS) " SECOND LIMIT " CB_STR(CB_SWEEP_BATCH),
+	    "DELETE FROM login_limits WHERE last_at <= NOW(3) - INTERVAL " CB_STR(
+	        CB_LOGIN_WINDOW_SECONDS) " SECOND LIMIT " CB_STR(CB_SWEEP_BATCH),
+	    /* No worker serves a session past its expiry, from its cache either,
+	     * so removing one changes no answer and moves no cache generation. */
+	    "DELETE FROM sessions WHERE expires_at <= NOW(3) - INTERVAL 1 HOUR "
+	    "LIMIT " CB_STR(CB_SWEEP_BATCH),
+	    "DELETE FROM idempotency_keys WHERE created_at <= NOW(3) - INTERVAL 24 HOUR "
+	    "LIMIT " CB_STR(CB_SWEEP_BATCH),
+	};
+	int rc = CB_OK;
+
+	for (size_t i = 0; i < CB_ARRAY_LEN(sql) && rc == CB_OK; i++)
+		rc = sweep(db, sql[i]);
 	return rc;
 }

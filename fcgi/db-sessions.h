@@ -29,7 +29,16 @@ int cb_db_sessions_revoke_user(struct cb_db *db, long long user_id, long long ke
  * attempt leaves the window (a refused attempt is not counted).
  */
 int cb_db_login_attempt(struct cb_db *db, const char *address, long long *retry_after);
-/* Forgets the attempts that have left the window, of every address. */
-int cb_db_login_sweep(struct cb_db *db);
+/*
+ * Forgets what no answer needs any more (cron's `reassign`): login attempts
+ * that have left the window, sessions an hour past their expiry (a revoked
+ * one expires too) and Idempotency-Key rows past their 24 h (contract 2).
+ * In statements of CB_SWEEP_BATCH rows, at most CB_SWEEP_BATCHES per table
+ * and run, so a backlog (the first run after an upgrade) is worked off over
+ * a few runs and no statement holds its locks for long.
+ */
+#define CB_SWEEP_BATCH 1000
+#define CB_SWEEP_BATCHES 50
+int cb_db_sweep_expired(struct cb_db *db);
 
 #endif

@@ -22,11 +22,22 @@ cb_db_user_json(struct cb_db *db, long long id, json_object **out)
 	return rc;
 }
 
-/* The filtered active users; the derived status can only be filtered outside. */
+/*
+ * The filtered active users; the derived status can only be filtered outside.
+ * Each filter is one MariaDB can read off an index once its value is known:
+ * the staff by role (not "role <> 'customer'", which read every customer
+ * for an agent's list: 13 ms at 20,000 customers, 65 at 200,000), and a
+ * status only agents have.
+ */
 #define USERS_FILTERED \
 	"(SELECT " CB_USER_COLUMNS CB_USER_FROM \
-	"WHERE u.is_active AND (NOT ? OR u.role <> 'customer') AND (? IS NULL OR u.role = ?) " \
+	"WHERE u.is_active AND (NOT ? OR u.role IN ('admin', 'agent')) " \
+	"  AND (? IS NULL OR u.role = ?) AND (? IS NULL OR u.role = 'agent') " \
 	"  AND (? IS NULL OR u.department_id = ?)) x WHERE (? IS NULL OR x.status = ?) "
+#define USERS_TYPES "isssIIss"
+#define USERS_ARGS(f) \
+	(long long)(f)->staff_only, (f)->role, (f)->role, (f)->status, (f)->department_id, \
+	    (f)->department_id, (f)->status, (f)->status
 
 int
 cb_db_users_list(struct cb_db *db, const struct cb_user_filter *f, long long limit,
@@ -41,9 +52,7 @@ cb_db_users_list(struct cb_db *db, const struct cb_user_filter *f, long long lim
 	int rc = cb_db_query(db, &res,
 	    "SELECT x.*, (SELECT COUNT(*) FROM " USERS_FILTERED ") AS _total FROM " USERS_FILTERED
 	    "ORDER BY x.id LIMIT ? OFFSET ?",
-	    "issIIssissIIssii", (long long)f->staff_only, f->role, f->role, f->department_id,
-	    f->department_id, f->status, f->status, (long long)f->staff_only, f->role, f->role,
-	    f->department_id, f->department_id, f->status, f->status, limit, offset);
+	    USERS_TYPES USERS_TYPES "ii", USERS_ARGS(f), USERS_ARGS(f), limit, offset);
 
 	*out = NULL;
 	if (rc != CB_OK)
@@ -54,9 +63,8 @@ cb_db_users_list(struct cb_db *db, const struct cb_user_filter *f, long long lim
 	if (offset == 0 || *total > 0)
 		return CB_OK;
 	/* A page past the end carries no total: count on its own. */
-	rc = cb_db_query(db, &res, "SELECT COUNT(*) AS n FROM " USERS_FILTERED, "issIIss",
-	    (long long)f->staff_only, f->role, f->role, f->department_id, f->department_id,
-	    f->status, f->status);
+	rc = cb_db_query(
+	    db, &res, "SELECT COUNT(*) AS n FROM " USERS_FILTERED, USERS_TYPES, USERS_ARGS(f));
 	if (rc == CB_OK)
 		*total = cb_res_int(res, 0, "n");
 	cb_res_free(res);

@@ -19,7 +19,7 @@
 #include "util.h"
 
 #define STMT_CACHE 256
-#define MAX_PARAMS 32 /* the chat list binds 26: its filters twice, page and total */
+#define MAX_PARAMS 48 /* an agent's chat list binds 42: its filters in four selects */
 #define TX_ATTEMPTS 6
 
 struct cached_stmt {
@@ -297,6 +297,7 @@ cb_db_sql_changes_state(const char *sql)
 	    "INSERT INTO login_attempts ",
 	    "DELETE FROM login_attempts ",
 	    "DELETE FROM login_limits ",
+	    "DELETE FROM sessions WHERE expires_at <= ",
 	    "UPDATE users SET last_seen_at = NOW(3) WHERE ",
 	};
 

@@ -171,6 +171,52 @@ def test_list_visibility(w, api):
     assert seen == set()
 
 
+def test_an_agents_list_is_its_department_and_its_own_chats_elsewhere_paged_as_one(w, api):
+    """The agent's list is read as two sets (README 5, "Lists at scale"): the
+    department's chats and the agent's own in other departments (those it
+    closed there before it moved). Every page, total and filter must be
+    those of the one list they make together."""
+    old, new = w.department(), w.department()
+    agent = w.agent(old["id"], max_chats=3, presence="available")
+    before = [w.chat(w.customer(), department_id=old["id"]) for _ in range(3)]
+    assert all(c["agent_id"] == agent["id"] for c in before)
+    w.close(before[0]["id"])
+    w.close(before[1]["id"])
+    # Moved: its open chat goes back to the old queue, its closed ones stay its own.
+    ok(api.put(f"/api/users/{agent['id']}", token=w.admin, json={"department_id": new["id"]}))
+    department = [w.chat(w.customer(), department_id=new["id"]) for _ in range(5)]
+    w.close(department[1]["id"])
+    others = [w.chat(w.customer(), department_id=old["id"]), w.chat(w.customer())]
+    chats = [w.get_chat(c["id"]) for c in before + department + others]
+    visible = sorted((c for c in chats if c["department_id"] == new["id"] or
+                      c["agent_id"] == agent["id"]), key=lambda c: -c["id"])
+    # Both sets, interleaved by nothing but id: the old ones all come last.
+    assert [c["id"] for c in visible[-2:]] == [before[1]["id"], before[0]["id"]]
+    assert {c["status"] for c in visible} == {"active", "waiting", "closed"}
+
+    def listed(query):
+        r = api.get(f"/api/chats/?{query}", token=agent["token"])
+        assert r.status_code == 200, r.text
+        return int(r.headers["X-Total-Count"]), [c["id"] for c in r.json()]
+
+    for query, keep in {"": lambda c: True,
+                        "status=closed": lambda c: c["status"] == "closed",
+                        "status=waiting": lambda c: c["status"] == "waiting",
+                        f"department_id={old['id']}": lambda c: c["department_id"] == old["id"],
+                        f"agent_id={agent['id']}": lambda c: c["agent_id"] == agent["id"],
+                        f"customer_id={before[0]['customer_id']}":
+                            lambda c: c["customer_id"] == before[0]["customer_id"]}.items():
+        ids = [c["id"] for c in visible if keep(c)]
+        assert ids, query
+        for limit in (1, 2, 3, 7):
+            pages = []
+            for offset in range(0, len(ids) + limit, limit):
+                total, page = listed(f"{query}&limit={limit}&offset={offset}")
+                assert total == len(ids), (query, limit, offset, total)
+                pages += page
+            assert pages == ids, (query, limit)
+
+
 # ---- GET /api/chats/{id} ----
 
 def test_show_adds_transfers_oldest_first(w, api):

@@ -66,12 +66,19 @@ def w(api, admin_token, token_for):
 
 
 def sql(state_dir, text):
+    """Runs text in the mariadb client as the instance's user; its output, without headers."""
     conf = dict(re.findall(r"(?m)^(\w+)\s*=\s*(.*?)\s*$", read_conf(state_dir)))
     done = subprocess.run(
         ["mariadb", f"--socket={conf['db_socket']}", f"-u{conf['db_user']}",
-         f"-p{conf['db_password']}", conf["db_name"], "-e", text],
+         f"-p{conf['db_password']}", conf["db_name"], "-N", "-e", text],
         capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def sql_value(state_dir, query):
+    """The one integer query answers."""
+    return int(sql(state_dir, query))
 
 
 def newest(api, chat_id, token):

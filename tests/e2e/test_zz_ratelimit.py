@@ -4,11 +4,9 @@ Named to run last: it uses up this address's login budget for a minute.
 """
 
 import concurrent.futures
-import re
-import subprocess
 import time
 
-from test_history_age import read_conf, sql
+from test_history_age import sql, sql_value
 
 
 def attempt(api):
@@ -61,14 +59,7 @@ def test_login_is_rate_limited_per_address(api, pool_pids, admin_cli):
 
 
 def count(state_dir, table, address):
-    conf = dict(re.findall(r"(?m)^(\w+)\s*=\s*(.*?)\s*$", read_conf(state_dir)))
-    done = subprocess.run(
-        ["mariadb", f"--socket={conf['db_socket']}", f"-u{conf['db_user']}",
-         f"-p{conf['db_password']}", conf["db_name"], "-N", "-e",
-         f"SELECT COUNT(*) FROM {table} WHERE address = '{address}'"],
-        capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout)
+    return sql_value(state_dir, f"SELECT COUNT(*) FROM {table} WHERE address = '{address}'")
 
 
 def test_the_cron_sweep_forgets_only_attempts_past_their_minute(state_dir, admin_cli):
