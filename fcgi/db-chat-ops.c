@@ -122,21 +122,21 @@ cb_db_chat_state_read(struct cb_db *db, long long id, struct cb_chat_state *out)
  * agent without one (0) sees only its own chats.
  */
 #define LIST_COLUMNS "SELECT c.id, c.department_id, c.status FROM chats c "
-#define LIST_DEPT "WHERE c.department_id = ? " LIST_FILTERS
-#define LIST_OWN "WHERE c.agent_id = ? AND c.department_id <> ? " LIST_FILTERS
+#define LIST_DEPT(F) "WHERE c.department_id = ? " F
+#define LIST_OWN(F) "WHERE c.agent_id = ? AND c.department_id <> ? " F
 
-#define PAGE_ADMIN LIST_COLUMNS "WHERE 1 " LIST_FILTERS "ORDER BY c.id DESC LIMIT ? OFFSET ?"
-#define COUNT_ADMIN "(SELECT COUNT(*) FROM chats c WHERE 1 " LIST_FILTERS ")"
-#define PAGE_CUSTOMER \
-	LIST_COLUMNS "WHERE c.customer_id = ? " LIST_FILTERS "ORDER BY c.id DESC LIMIT ? OFFSET ?"
-#define COUNT_CUSTOMER "(SELECT COUNT(*) FROM chats c WHERE c.customer_id = ? " LIST_FILTERS ")"
-#define PAGE_AGENT \
-	"SELECT * FROM ((" LIST_COLUMNS LIST_DEPT \
-	"ORDER BY c.id DESC LIMIT ?) UNION ALL (" LIST_COLUMNS LIST_OWN \
-	"ORDER BY c.id DESC LIMIT ?)) u ORDER BY u.id DESC LIMIT ? OFFSET ?"
-#define COUNT_AGENT \
-	"((SELECT COUNT(*) FROM chats c " LIST_DEPT ") + (SELECT COUNT(*) FROM chats c " LIST_OWN \
-	"))"
+#define PAGE_ADMIN(F) LIST_COLUMNS "WHERE 1 " F "ORDER BY c.id DESC LIMIT ? OFFSET ?"
+#define COUNT_ADMIN(F) "(SELECT COUNT(*) FROM chats c WHERE 1 " F ")"
+#define PAGE_CUSTOMER(F) \
+	LIST_COLUMNS "WHERE c.customer_id = ? " F "ORDER BY c.id DESC LIMIT ? OFFSET ?"
+#define COUNT_CUSTOMER(F) "(SELECT COUNT(*) FROM chats c WHERE c.customer_id = ? " F ")"
+#define PAGE_AGENT(F) \
+	"SELECT * FROM ((" LIST_COLUMNS LIST_DEPT( \
+	    F) "ORDER BY c.id DESC LIMIT ?) UNION ALL (" LIST_COLUMNS \
+	LIST_OWN(F) "ORDER BY c.id DESC LIMIT ?)) u ORDER BY u.id DESC LIMIT ? OFFSET ?"
+#define COUNT_AGENT(F) \
+	"((SELECT COUNT(*) FROM chats c " LIST_DEPT( \
+	    F) ") + (SELECT COUNT(*) FROM chats c " LIST_OWN(F) "))"
 
 /*
  * The page's ids first, and only then its columns: a place in the queue
@@ -160,31 +160,52 @@ cb_db_chat_state_read(struct cb_db *db, long long id, struct cb_chat_state *out)
 	"FROM page JOIN chats c ON c.id = page.id " CB_CHAT_JOINS \
 	"LEFT JOIN queue q ON q.id = c.id ORDER BY c.id DESC"
 
+/*
+ * The list as most ask for it, with no filter, is a statement of its own:
+ * the filters' "? IS NULL OR ..." cost MariaDB a row read for every chat it
+ * counts even when each one is off (an agent's first page at 7,000 chats in
+ * its department: 10 ms against 5).
+ */
 static int
 list_page(struct cb_db *db, const struct cb_user *who, const struct cb_chat_filter *f,
     long long limit, long long offset, struct cb_res **res)
 {
-	long long dept = who->department_id, me = who->id;
+	long long dept = who->department_id, me = who->id, upto = offset + limit;
+	int plain =
+	    f->status == NULL && f->department_id <= 0 && f->agent_id <= 0 && f->customer_id <= 0;
 
 	switch (who->role) {
 	case CB_ROLE_ADMIN:
-		return cb_db_query(db, res, LIST_SQL(PAGE_ADMIN, COUNT_ADMIN),
+		if (plain)
+			return cb_db_query(db, res, LIST_SQL(PAGE_ADMIN(""), COUNT_ADMIN("")), "ii",
+			    limit, offset);
+		return cb_db_query(db, res,
+		    LIST_SQL(PAGE_ADMIN(LIST_FILTERS), COUNT_ADMIN(LIST_FILTERS)),
 		    LIST_FILTER_TYPES "ii" LIST_FILTER_TYPES, LIST_FILTER_ARGS(f), limit, offset,
 		    LIST_FILTER_ARGS(f));
 	case CB_ROLE_CUSTOMER:
-		return cb_db_query(db, res, LIST_SQL(PAGE_CUSTOMER, COUNT_CUSTOMER),
+		if (plain)
+			return cb_db_query(db, res, LIST_SQL(PAGE_CUSTOMER(""), COUNT_CUSTOMER("")),
+			    "iiii", me, limit, offset, me);
+		return cb_db_query(db, res,
+		    LIST_SQL(PAGE_CUSTOMER(LIST_FILTERS), COUNT_CUSTOMER(LIST_FILTERS)),
 		    "i" LIST_FILTER_TYPES "iii" LIST_FILTER_TYPES, me, LIST_FILTER_ARGS(f), limit,
 		    offset, me, LIST_FILTER_ARGS(f));
 	default:
-		return cb_db_query(db, res, LIST_SQL(PAGE_AGENT, COUNT_AGENT),
+		if (plain)
+			return cb_db_query(db, res, LIST_SQL(PAGE_AGENT(""), COUNT_AGENT("")),
+			    "iiiiiiiiii", dept, upto, me, dept, upto, limit, offset, dept, me,
+			    dept);
+		return cb_db_query(db, res,
+		    LIST_SQL(PAGE_AGENT(LIST_FILTERS), COUNT_AGENT(LIST_FILTERS)),
 		    "i" LIST_FILTER_TYPES "iii" LIST_FILTER_TYPES "iii" /* page */
 		    "i" LIST_FILTER_TYPES "ii" LIST_FILTER_TYPES, /* count */
-		    dept, LIST_FILTER_ARGS(f), offset + limit, me, dept, LIST_FILTER_ARGS(f),
-		    offset + limit, limit, offset, dept, LIST_FILTER_ARGS(f), me, dept,
-		    LIST_FILTER_ARGS(f));
+		    dept, LIST_FILTER_ARGS(f), upto, me, dept, LIST_FILTER_ARGS(f), upto, limit,
+		    offset, dept, LIST_FILTER_ARGS(f), me, dept, LIST_FILTER_ARGS(f));
 	}
 }
 
+/* A page past the end carries no total; it is counted on its own (rarely). */
 static int
 list_count(struct cb_db *db, const struct cb_user *who, const struct cb_chat_filter *f,
     struct cb_res **res)
@@ -193,13 +214,13 @@ list_count(struct cb_db *db, const struct cb_user *who, const struct cb_chat_fil
 
 	switch (who->role) {
 	case CB_ROLE_ADMIN:
-		return cb_db_query(
-		    db, res, "SELECT " COUNT_ADMIN " AS n", LIST_FILTER_TYPES, LIST_FILTER_ARGS(f));
+		return cb_db_query(db, res, "SELECT " COUNT_ADMIN(LIST_FILTERS) " AS n",
+		    LIST_FILTER_TYPES, LIST_FILTER_ARGS(f));
 	case CB_ROLE_CUSTOMER:
-		return cb_db_query(db, res, "SELECT " COUNT_CUSTOMER " AS n", "i" LIST_FILTER_TYPES,
-		    me, LIST_FILTER_ARGS(f));
+		return cb_db_query(db, res, "SELECT " COUNT_CUSTOMER(LIST_FILTERS) " AS n",
+		    "i" LIST_FILTER_TYPES, me, LIST_FILTER_ARGS(f));
 	default:
-		return cb_db_query(db, res, "SELECT " COUNT_AGENT " AS n",
+		return cb_db_query(db, res, "SELECT " COUNT_AGENT(LIST_FILTERS) " AS n",
 		    "i" LIST_FILTER_TYPES "ii" LIST_FILTER_TYPES, dept, LIST_FILTER_ARGS(f), me,
 		    dept, LIST_FILTER_ARGS(f));
 	}
@@ -222,7 +243,6 @@ cb_db_chats_list(struct cb_db *db, const struct cb_user *who, const struct cb_ch
 	cb_res_free(res);
 	if (offset == 0 || *total > 0)
 		return CB_OK;
-	/* A page past the end carries no total: count on its own. */
 	if ((rc = list_count(db, who, f, &res)) == CB_OK)
 		*total = cb_res_int(res, 0, "n");
 	cb_res_free(res);
