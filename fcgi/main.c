@@ -43,7 +43,9 @@ static volatile sig_atomic_t busy, stopping;
  * signal whose number is the name's place in its table, so TERM arrives as
  * SIGQUIT (and its default USR1 as SIGILL). TERM, QUIT, INT and USR1 all
  * stop gracefully, with that multiwatch and with one that sends what it is
- * told.
+ * told. USR2 does too: multiwatch passes it on as it is, without stopping
+ * itself, and starts a new worker in each one's place, which reads the
+ * binary and carebot.conf afresh (tools/carebot's reload, README 1).
  */
 static void
 on_stop(int sig)
@@ -118,6 +120,7 @@ main(int argc, char **argv)
 	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	sa.sa_handler = on_alarm;
 	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);

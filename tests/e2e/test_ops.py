@@ -2,6 +2,7 @@
 publisher, nginx's own error bodies, `tools/carebot down` and two
 `carebot-admin seed` at once (contract sections 1, 2, 7, 8 and 9)."""
 
+import collections
 import contextlib
 import datetime
 import http.client
@@ -331,12 +332,34 @@ def test_up_keeps_the_users_data_and_settings_and_strays_are_stopped(repo_root):
         assert "# from an older template" not in nginx_conf.read_text()
         again = carebot(repo_root, "up", "--state", state)
         assert again.returncode == 0 and "reloading nginx" not in again.stderr, again.stderr
-        # a changed carebot.conf: the workers read it when they start, so up restarts them
-        # (once), and nginx stays as it is
+        # a changed carebot.conf: the workers read it when they start, so up puts
+        # new workers in the running pool (once), refusing no request meanwhile,
+        # and nginx stays as it is
         conf.write_text(conf.read_text() + "token_ttl = 600\n")
+        pool = pathlib.Path(state, "run", "pool.pid").read_text()
+        old_workers = children(int(pool))
+        statuses, stop = [], threading.Event()
+
+        def load():
+            with requests.Session() as s:
+                while not stop.is_set():
+                    statuses.append(s.get(f"{base}/api/departments/active", timeout=10).status_code)
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
         again = carebot(repo_root, "up", "--state", state)
-        assert again.returncode == 0 and "starting 2 workers" in again.stderr, again.stderr
-        assert "nginx" not in again.stderr, again.stderr
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert again.returncode == 0 and "reloading the worker pool" in again.stderr, again.stderr
+        assert "starting" not in again.stderr and "nginx" not in again.stderr, again.stderr
+        assert pathlib.Path(state, "run", "pool.pid").read_text() == pool
+        new_workers = children(int(pool))
+        assert len(new_workers) == 2 and not set(new_workers) & set(old_workers), (old_workers, new_workers)
+        assert len(statuses) > 50 and set(statuses) == {200}, collections.Counter(statuses)
         guest = requests.post(f"{base}/api/auth/guest", json={"full_name": "Short"}, timeout=10)
         left = (datetime.datetime.fromisoformat(guest.json()["expires_at"].replace("Z", "+00:00"))
                 - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
