@@ -770,3 +770,41 @@ def test_two_seeds_at_once_both_succeed_and_add_the_sample_data_once(repo_root, 
     finally:
         root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}")
         shutil.rmtree(work, ignore_errors=True)
+
+
+def open_files_limit(pid):
+    """The soft 'Max open files' of a process, from /proc/PID/limits."""
+    for line in pathlib.Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError(f"no open files limit for {pid}")
+
+
+def test_nginx_may_hold_as_many_connections_as_it_is_configured_for(repo_root):
+    """nginx/carebot.conf.in: 16,384 connections a worker, 65,536 open files
+    (an audit's 1,000 WebSockets crashed an nginx that `up` had started from
+    a shell's 1,024): up raises its limit as far as the hard limit allows."""
+    hard = int(subprocess.run(["bash", "-c", "ulimit -H -n"], capture_output=True,
+                              text=True).stdout)
+    if hard <= 1024:
+        pytest.skip(f"the hard limit of open files here is {hard}")
+    state = tempfile.mkdtemp(prefix="carebot-nofile-")
+    try:
+        port = free_port()
+        up = subprocess.run(["bash", "-c", 'ulimit -S -n 1024 && exec "$0" "$@"',
+                             str(repo_root / "tools" / "carebot"), "up", "--state", state,
+                             "--port", str(port), "--workers", "1"],
+                            capture_output=True, text=True, timeout=300)
+        assert up.returncode == 0, up.stderr
+        conf = pathlib.Path(state, "nginx.conf").read_text()
+        assert re.search(r"(?m)^\s*worker_connections 16384;", conf)
+        assert re.search(r"(?m)^worker_rlimit_nofile 65536;", conf)
+        master = int(pathlib.Path(state, "run", "nginx.pid").read_text())
+        pool = int(pathlib.Path(state, "run", "pool.pid").read_text())
+        want = min(65536, hard)
+        for pid in children(master) + children(pool):
+            assert open_files_limit(pid) >= want, (pid, open_files_limit(pid), want)
+    finally:
+        down, left = down_spare(repo_root, state)
+    assert down.returncode == 0, down.stderr
+    assert left == [], left
