@@ -254,6 +254,10 @@ main(int argc, char **argv)
 	rc = a.command->run(db, &cfg, &a);
 	if (rc == CB_ERR_UNAVAILABLE)
 		fprintf(stderr, "carebot-admin: the database cannot be reached\n");
+	else if (rc == CB_ERR_SCHEMA)
+		fprintf(stderr,
+		    "carebot-admin: the database's schema is older than this program: "
+		    "run carebot-admin migrate\n");
 	cb_db_free(db);
 	cb_publish_cleanup();
 	cb_config_free(&cfg);

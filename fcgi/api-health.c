@@ -1,4 +1,5 @@
 /* api-health.c - GET /api/health (contract section 8): the database and the publisher. */
+#include "migrate.h"
 #include "publish.h"
 #include "router.h"
 #include "util.h"
@@ -7,7 +8,12 @@ static int
 health(struct cb_request *req)
 {
 	struct cb_res *res = NULL;
-	int db_ok = cb_db_query(req->db, &res, "SELECT 1 AS one", "") == CB_OK;
+	/* Reachable, and migrated as far as this build needs: new workers on an
+	 * old schema would fail every request that meets what is missing. */
+	int rc = cb_db_query(req->db, &res,
+	    "SELECT 1 AS one FROM schema_migrations WHERE version = ?", "s", CB_SCHEMA_VERSION);
+	int schema_old = rc == CB_OK ? res->nrows == 0 : rc == CB_ERR_SCHEMA;
+	int db_ok = rc == CB_OK && !schema_old;
 	int rt_ok = cb_publish_ping() == CB_OK;
 	json_object *body = json_object_new_object();
 
@@ -20,8 +26,10 @@ health(struct cb_request *req)
 		struct cb_error e;
 
 		cb_error_set(&e, 503, "unavailable", NULL, "%s",
-		    !db_ok ? "the database cannot be reached"
-		           : "the real-time publisher (Nchan) cannot be reached");
+		    schema_old   ? "the database's schema is older than this server "
+		                   "(run carebot-admin migrate)"
+		        : !db_ok ? "the database cannot be reached"
+		                 : "the real-time publisher (Nchan) cannot be reached");
 		json_object *err = cb_error_json(&e);
 		json_object *inner;
 		json_object_object_get_ex(err, "error", &inner);

@@ -175,6 +175,18 @@ classify_msg(struct cb_db *db, unsigned err, const char *msg, const char *what, 
 	case ER_DUP_ENTRY: return CB_ERR_DUPLICATE;
 	case ER_LOCK_DEADLOCK:
 	case ER_LOCK_WAIT_TIMEOUT: return CB_ERR_RETRY;
+	case ER_NO_SUCH_TABLE:
+	case ER_BAD_FIELD_ERROR:
+		/* New workers on a database not migrated yet: said, and no 500. */
+		cb_error(
+		    "database: %s failed (%u): %s [%s]: is the schema older than this program? "
+		    "run carebot-admin migrate",
+		    what, err,
+		    msg            ? msg
+		        : db->conn ? mysql_error(db->conn)
+		                   : "",
+		    sql);
+		return CB_ERR_SCHEMA;
 	case ER_CONNECTION_KILLED:
 	case ER_SERVER_SHUTDOWN:
 	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */ break;

@@ -60,8 +60,19 @@ apply(struct cb_db *db, const char *dir, const char *name)
 		rc =
 		    cb_db_exec(db, "INSERT INTO schema_migrations (version) VALUES (?)", "s", name);
 		printf("applied %s\n", name);
+	} else if (rc == CB_ERR_RETRY) {
+		fprintf(stderr,
+		    "carebot-admin: migration %s waited " CB_STR(
+		        CB_MIGRATE_LOCK_WAIT_S) " s for a table "
+		                                "that another transaction holds (SHOW PROCESSLIST names it) and gave up, so that "
+		                                "requests do not queue behind it; end that transaction and run migrate again "
+		                                "(a migration may run again after it stopped halfway)\n",
+		    name);
 	} else {
-		fprintf(stderr, "carebot-admin: migration %s failed (see the log above)\n", name);
+		fprintf(stderr,
+		    "carebot-admin: migration %s failed (see the log above); mend the cause and run "
+		    "migrate again (a migration may run again after it stopped halfway)\n",
+		    name);
 	}
 	free(sql);
 	free(path);
@@ -114,6 +125,15 @@ cb_migrate(struct cb_db *db, const char *dir)
 	    "CREATE TABLE IF NOT EXISTS schema_migrations (version VARCHAR(255) NOT NULL PRIMARY KEY, "
 	    "applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB",
 	    "");
+	/* A statement that waits for a table's metadata lock holds up every
+	 * request on that table behind it: it may only wait briefly. */
+	if (rc == CB_OK)
+		rc = cb_db_exec(db,
+		    "SET SESSION lock_wait_timeout = " CB_STR(
+		        CB_MIGRATE_LOCK_WAIT_S) ", "
+		                                "SESSION innodb_lock_wait_timeout = " CB_STR(
+		                                    CB_MIGRATE_LOCK_WAIT_S),
+		    "");
 	if (rc == CB_OK)
 		rc = schema_lock(db, "migrate");
 	if (rc != CB_OK)

@@ -189,6 +189,10 @@ cb_reply_failure(struct cb_request *req, int rc)
 		/* Deadlocked on every attempt (db.c): rolled back each time. */
 		cb_error_set(&e, 503, "unavailable", NULL,
 		    "the database was too busy to do this; nothing was done, try again");
+	else if (rc == CB_ERR_SCHEMA)
+		cb_error_set(&e, 503, "unavailable", NULL,
+		    "the database's schema is older than this server; nothing was done "
+		    "(an operator must run carebot-admin migrate)");
 	else if (rc == CB_ERR_NOTFOUND)
 		cb_error_set(&e, 404, "not_found", NULL, "no such object");
 	else if (rc == CB_ERR_DUPLICATE)

@@ -2,7 +2,7 @@
 -- InnoDB, utf8mb4, times as DATETIME(3) in UTC (every connection sets time_zone '+00:00').
 -- Soft deletes (deleted_at) keep the history of closed chats intact.
 
-CREATE TABLE departments (
+CREATE TABLE IF NOT EXISTS departments (
   id           BIGINT NOT NULL AUTO_INCREMENT,
   name         VARCHAR(100) NOT NULL,
   description  VARCHAR(1000) NULL,
@@ -21,7 +21,7 @@ CREATE TABLE departments (
   UNIQUE KEY uq_departments_default (default_flag)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-CREATE TABLE users (
+CREATE TABLE IF NOT EXISTS users (
   id               BIGINT NOT NULL AUTO_INCREMENT,
   username         VARCHAR(50) NOT NULL,
   password_hash    VARCHAR(255) NULL,             -- Argon2id string; NULL for guests
@@ -43,7 +43,7 @@ CREATE TABLE users (
   CONSTRAINT fk_users_department FOREIGN KEY (department_id) REFERENCES departments (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-CREATE TABLE sessions (
+CREATE TABLE IF NOT EXISTS sessions (
   id          BIGINT NOT NULL AUTO_INCREMENT,
   user_id     BIGINT NOT NULL,
   token_hash  BINARY(32) NOT NULL,                -- SHA-256 of the token; the token itself is never stored
@@ -56,7 +56,7 @@ CREATE TABLE sessions (
   CONSTRAINT fk_sessions_user FOREIGN KEY (user_id) REFERENCES users (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-CREATE TABLE chats (
+CREATE TABLE IF NOT EXISTS chats (
   id             BIGINT NOT NULL AUTO_INCREMENT,
   customer_id    BIGINT NOT NULL,
   department_id  BIGINT NOT NULL,
@@ -79,7 +79,7 @@ CREATE TABLE chats (
   CONSTRAINT fk_chats_closed_by FOREIGN KEY (closed_by) REFERENCES users (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-CREATE TABLE messages (
+CREATE TABLE IF NOT EXISTS messages (
   id           BIGINT NOT NULL AUTO_INCREMENT,
   chat_id      BIGINT NOT NULL,
   sender_id    BIGINT NULL,                       -- NULL for system messages
@@ -92,7 +92,7 @@ CREATE TABLE messages (
   CONSTRAINT fk_messages_sender FOREIGN KEY (sender_id) REFERENCES users (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-CREATE TABLE transfers (
+CREATE TABLE IF NOT EXISTS transfers (
   id                  BIGINT NOT NULL AUTO_INCREMENT,
   chat_id             BIGINT NOT NULL,
   from_department_id  BIGINT NOT NULL,
@@ -115,7 +115,7 @@ CREATE TABLE transfers (
 -- Idempotency-Key (contract section 2): one row per user, endpoint and key,
 -- inserted in the same transaction as what it protects, so a concurrent retry
 -- waits on the row lock and then replays the stored answer.
-CREATE TABLE idempotency_keys (
+CREATE TABLE IF NOT EXISTS idempotency_keys (
   user_id       BIGINT NOT NULL,
   endpoint      VARCHAR(64) CHARACTER SET ascii NOT NULL,
   idem_key      VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,

@@ -3,14 +3,14 @@
 -- login_limits has one row per address, locked while an attempt is counted, so
 -- racing attempts from one address are counted one after the other.
 
-CREATE TABLE login_limits (
+CREATE TABLE IF NOT EXISTS login_limits (
   address      VARBINARY(64) NOT NULL,
   last_at      DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (address),
   KEY ix_login_limits_last (last_at)
 ) ENGINE=InnoDB;
 
-CREATE TABLE login_attempts (
+CREATE TABLE IF NOT EXISTS login_attempts (
   id           BIGINT NOT NULL AUTO_INCREMENT,
   address      VARBINARY(64) NOT NULL,
   attempted_at DATETIME(3) NOT NULL,

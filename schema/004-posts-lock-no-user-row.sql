@@ -8,5 +8,5 @@
 -- Both columns always hold the authenticated user, and users are never deleted,
 -- only deactivated, so the rows they name exist. Their indexes stay.
 
-ALTER TABLE messages DROP FOREIGN KEY fk_messages_sender;
-ALTER TABLE idempotency_keys DROP FOREIGN KEY fk_idempotency_user;
+ALTER TABLE messages DROP FOREIGN KEY IF EXISTS fk_messages_sender;
+ALTER TABLE idempotency_keys DROP FOREIGN KEY IF EXISTS fk_idempotency_user;

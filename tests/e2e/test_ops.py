@@ -732,6 +732,28 @@ def root_sql(state_dir, statement):
     return done.stdout
 
 
+@contextlib.contextmanager
+def scratch_database(repo_root, state_dir, db, **settings):
+    """An empty database db on the instance's server, the carebot user's too,
+    dropped afterwards: yields the carebot-admin command line for it (the
+    instance's carebot.conf with db_name and the settings given)."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix="carebot-scratch-"))
+    conf_text = (state_dir / "carebot.conf").read_text()
+    for key, value in {"db_name": db, **settings}.items():
+        conf_text = re.sub(rf"(?m)^{key}\s*=.*\n?", "", conf_text) + f"\n{key} = {value}\n"
+    (work / "carebot.conf").write_text(conf_text)
+    root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
+                        f"GRANT ALL PRIVILEGES ON {db}.* TO 'carebot'@'localhost'; "
+                        f"GRANT ALL PRIVILEGES ON {db}.* TO 'carebot'@'127.0.0.1';")
+    try:
+        yield [str(repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build") / "carebot-admin"),
+               "-c", str(work / "carebot.conf")]
+    finally:
+        root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}")
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def assert_sample_data(state_dir, db):
     """Database db holds contract 9's sample data, each row once."""
     names = root_sql(state_dir, f"SELECT name FROM {db}.departments ORDER BY name").splitlines()
@@ -748,15 +770,7 @@ def test_two_seeds_at_once_both_succeed_and_add_the_sample_data_once(repo_root, 
     named lock now, and says what it added. On a database of its own, so that
     the sample data is missing at first."""
     db = "carebot_seed_race_test"
-    work = pathlib.Path(tempfile.mkdtemp(prefix="carebot-seed-"))
-    conf = work / "carebot.conf"
-    conf.write_text(re.sub(r"(?m)^db_name\s*=.*$", f"db_name = {db}", (state_dir / "carebot.conf").read_text()))
-    admin = [str(repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build") / "carebot-admin"), "-c", str(conf)]
-    root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db} "
-                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
-                        f"GRANT ALL PRIVILEGES ON {db}.* TO 'carebot'@'localhost'; "
-                        f"GRANT ALL PRIVILEGES ON {db}.* TO 'carebot'@'127.0.0.1';")
-    try:
+    with scratch_database(repo_root, state_dir, db) as admin:
         migrate = subprocess.run([*admin, "migrate"], capture_output=True, text=True, timeout=120)
         assert migrate.returncode == 0, migrate.stderr
         seeds = [subprocess.Popen([*admin, "seed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -767,9 +781,6 @@ def test_two_seeds_at_once_both_succeed_and_add_the_sample_data_once(repo_root, 
             "seed: 0 departments and 0 users added (the sample data was there already)\n",
             "seed: 4 departments and 8 users added\n"], done
         assert_sample_data(state_dir, db)
-    finally:
-        root_sql(state_dir, f"DROP DATABASE IF EXISTS {db}")
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def open_files_limit(pid):
