@@ -366,6 +366,15 @@ def test_up_keeps_the_users_data_and_settings_and_strays_are_stopped(repo_root):
         assert 590 < left <= 601, guest.text
         again = carebot(repo_root, "up", "--state", state)
         assert again.returncode == 0 and "starting" not in again.stderr, again.stderr
+        # a database password of the user's own, with the characters SQL quotes
+        password = "Rot\\at'ed\"42"
+        conf.write_text(re.sub(r"(?m)^db_password\s*=.*$", lambda _: f"db_password = {password}",
+                               conf.read_text()))
+        again = carebot(repo_root, "up", "--state", state)
+        assert again.returncode == 0 and "reloading the worker pool" in again.stderr, again.stderr
+        assert f"db_password = {password}\n" in conf.read_text()
+        assert carebot(repo_root, "admin", "--state", state, "token", renamed).returncode == 0
+        assert requests.get(f"{base}/api/health", timeout=10).json() == HEALTHY
         # --fresh seeds the wiped database, and a new nginx forgets the old chats' events
         nginx_before = pathlib.Path(state, "run", "nginx.pid").read_text()
         fresh = carebot(repo_root, "up", "--state", state, "--fresh")
