@@ -1,6 +1,7 @@
 /*
- * admin.c - carebot-admin: migrate, seed, token, reassign. For operators and
- * cron; talks to the same database through the same core as the workers.
+ * admin.c - carebot-admin: migrate, seed, add-admin, token, reassign. For
+ * operators and cron; talks to the same database through the same core as
+ * the workers.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -13,13 +14,17 @@
 #include "cache.h"
 #include "chat-mutex.h"
 #include "config.h"
+#include "db-assign.h"
 #include "db-reassign.h"
 #include "db-sessions.h"
+#include "db-users.h"
 #include "db.h"
 #include "history.h"
+#include "json.h"
 #include "migrate.h"
 #include "publish.h"
 #include "util.h"
+#include "validate.h"
 
 /*
  * What the command line asks for, checked whole before the config, the
@@ -28,7 +33,8 @@
 struct args {
 	const char *conf;
 	const struct command *command;
-	const char *username; /* token's */
+	const char *username; /* token's and add-admin's */
+	const char *full_name; /* add-admin's; NULL: the username */
 	long long ttl; /* token's; 0: the config's token_ttl */
 	long long offline_after; /* reassign's; -1: the config's offline_after */
 };
@@ -51,6 +57,8 @@ usage(FILE *out, int status)
 	    "       carebot-admin -h | --help\n"
 	    "  migrate                 apply the pending schema migrations\n"
 	    "  seed                    load the sample data (idempotent)\n"
+	    "  add-admin USERNAME [FULL_NAME]\n"
+	    "                          add an admin; the password is read from standard input\n"
 	    "  token USERNAME [TTL]    print a fresh bearer token for an active user\n"
 	    "  reassign [--offline-after SECONDS]\n"
 	    "                          set silent agents offline, then assign waiting chats\n");
@@ -104,6 +112,16 @@ parse_token(int argc, char **argv, struct args *a)
 	a->username = argv[1];
 	if (argc > 2)
 		a->ttl = seconds("TTL", argv[2], 60, 31 * 86400);
+	at_most(argc, argv, 3);
+}
+
+static void
+parse_add_admin(int argc, char **argv, struct args *a)
+{
+	if (argc < 2)
+		bad_usage("add-admin needs a USERNAME");
+	a->username = argv[1];
+	a->full_name = argc > 2 ? argv[2] : NULL;
 	at_most(argc, argv, 3);
 }
 
@@ -166,6 +184,101 @@ token(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
 	return rc;
 }
 
+/* The new admin, with the rules of POST /api/users/ (contract 5). */
+struct new_admin {
+	struct cb_user_input in;
+	char hash[CB_PWHASH_LEN];
+	long long id;
+	struct cb_events ev;
+	struct cb_error e;
+};
+
+static int
+add_admin_tx(struct cb_db *db, void *arg)
+{
+	struct new_admin *n = arg;
+
+	cb_events_clear(&n->ev);
+	return cb_db_user_create(db, &n->in, &n->id, &n->ev, &n->e);
+}
+
+/* The first line of standard input, without its line end; NULL at its end. */
+static char *
+read_line(char *buf, size_t size)
+{
+	if (fgets(buf, (int)size, stdin) == NULL)
+		return NULL;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return buf;
+}
+
+/*
+ * An admin for a new production database, where the sample data (seed, with
+ * its admin/admin123) has no place, or another one later (README 9). The
+ * password comes on standard input so that no process list or shell history
+ * shows it; the fields are checked by the API's own rules.
+ */
+static int
+add_admin(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
+{
+	static const char *const keys[] = {"username", "full_name", "password"};
+	static const size_t min[] = {CB_USERNAME_MIN, 1, CB_PASSWORD_MIN};
+	static const size_t max[] = {CB_USERNAME_MAX, CB_NAME_MAX, CB_PASSWORD_MAX};
+	struct new_admin n = {.in = {.has_username = 1,
+	                          .has_password = 1,
+	                          .has_full_name = 1,
+	                          .has_role = 1,
+	                          .role = CB_ROLE_ADMIN}};
+	struct cb_field f[3];
+	char line[CB_PASSWORD_MAX * 4 + 2];
+	int rc = CB_ERR;
+
+	if (read_line(line, sizeof line) == NULL) {
+		fprintf(
+		    stderr, "carebot-admin: add-admin reads the password from standard input\n");
+		return CB_ERR;
+	}
+	const char *values[] = {a->username, a->full_name ? a->full_name : a->username, line};
+	json_object *o = json_object_new_object();
+	for (size_t i = 0; i < CB_ARRAY_LEN(keys); i++) {
+		if (!cb_utf8_valid(values[i], strlen(values[i]))) {
+			fprintf(stderr, "carebot-admin: %s must be UTF-8\n", keys[i]);
+			goto out;
+		}
+		json_object_object_add(o, keys[i], json_object_new_string(values[i]));
+		if (cb_json_string(o, keys[i], CB_F_REQUIRED | (i == 1 ? CB_F_NOTBLANK : 0), min[i],
+		        max[i], &f[i], &n.e) != CB_OK) {
+			fprintf(stderr, "carebot-admin: %s\n", n.e.message);
+			goto out;
+		}
+	}
+	if (!cb_valid_username(f[0].s)) {
+		fprintf(
+		    stderr, "carebot-admin: username may only hold letters, digits, _ . and -\n");
+		goto out;
+	}
+	if (cb_auth_password_hash(f[2].s, n.hash) != CB_OK)
+		goto out;
+	n.in.username = f[0].s;
+	n.in.full_name = f[1].s;
+	n.in.password_hash = n.hash;
+	rc = cb_db_tx(db, add_admin_tx, &n);
+	if (rc == CB_OK) {
+		cb_db_events_publish(db, &n.ev);
+		printf("added admin %s (id %lld)\n", n.in.username, n.id);
+	} else if (rc == CB_ERR_DUPLICATE) {
+		fprintf(stderr, "carebot-admin: the username '%s' is taken\n", n.in.username);
+	} else if (rc == CB_ERR_REPLY) {
+		fprintf(stderr, "carebot-admin: %s\n", n.e.message);
+	}
+out:
+	cb_events_clear(&n.ev);
+	sodium_memzero(n.hash, sizeof n.hash);
+	sodium_memzero(line, sizeof line);
+	json_object_put(o);
+	return rc;
+}
+
 /*
  * The cron sweep (contract 8): prints "assigned=N requeued=M timed_out=K".
  * The work is in db-reassign.c, shared with anything else that needs it.
@@ -197,6 +310,7 @@ reassign(struct cb_db *db, const struct cb_config *cfg, const struct args *a)
 static const struct command commands[] = {
     {"migrate", parse_none, migrate},
     {"seed", parse_none, seed},
+    {"add-admin", parse_add_admin, add_admin},
     {"token", parse_token, token},
     {"reassign", parse_reassign, reassign},
 };

@@ -828,3 +828,45 @@ def test_nginx_may_hold_as_many_connections_as_it_is_configured_for(repo_root):
         down, left = down_spare(repo_root, state)
     assert down.returncode == 0, down.stderr
     assert left == [], left
+
+
+def test_add_admin_makes_an_admin_from_a_password_on_stdin_and_refuses_bad_input(
+        repo_root, state_dir, api):
+    """README 9: the first admin of a production database, without seed's
+    sample accounts (admin/admin123 among them)."""
+    admin = [str(repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build") / "carebot-admin"),
+             "-c", str(state_dir / "carebot.conf"), "add-admin"]
+    name = "boss_" + uuid.uuid4().hex[:8]
+
+    def run(*args, stdin):
+        return subprocess.run([*admin, *args], input=stdin, capture_output=True, text=True,
+                              timeout=60)
+
+    def users_named(prefix):
+        return int(root_sql(state_dir, "SELECT COUNT(*) FROM carebot.users "
+                                       f"WHERE username LIKE '{prefix}%'"))
+
+    for args, stdin, says in [
+            ((name,), "", "reads the password from standard input"),
+            ((name,), "seven77\n", "password must be 8 to 1024 characters"),
+            ((name + " x",), "long enough\n", "username may only hold"),
+            (("ab",), "long enough\n", "username must be 3 to 50 characters"),
+            ((name, " \t "), "long enough\n", "full_name must not be only white space"),
+            ((name, "x" * 101), "long enough\n", "full_name must be 1 to 100 characters")]:
+        done = run(*args, stdin=stdin)
+        assert done.returncode == 1 and says in done.stderr, (args, done.stderr)
+        assert done.stdout == "", done.stdout
+    assert users_named(name) == 0 and users_named("ab") == 0
+
+    done = run(name, "The Boss", stdin="correct horse 9\nignored\n")
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(rf"added admin {name} \(id (\d+)\)\n", done.stdout), done.stdout
+    login = api.post("/api/auth/login", json={"username": name, "password": "correct horse 9"})
+    assert login.status_code == 200, login.text
+    user = login.json()["user"]
+    assert (user["role"], user["full_name"], user["is_active"]) == ("admin", "The Boss", True)
+    assert api.get("/api/users/", token=login.json()["token"]).status_code == 200
+
+    done = run(name, stdin="another password\n")
+    assert done.returncode == 1 and f"the username '{name}' is taken" in done.stderr, done.stderr
+    assert users_named(name) == 1
