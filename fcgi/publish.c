@@ -343,7 +343,7 @@ cb_publish_ping(void)
 {
 	long status;
 
-	return request("GET", "/ping", NULL, &status) == CB_OK && status >= 200 && status < 300
+	return request("POST", "/ping", "{}", &status) == CB_OK && status >= 200 && status < 300
 	    ? CB_OK
 	    : CB_ERR;
 }

@@ -19,7 +19,7 @@ void cb_publish_cleanup(void);
  * has accepted it, CB_ERR otherwise.
  */
 int cb_publish(const char *channels, const char *json);
-/* CB_OK when the publisher answers. */
+/* CB_OK when Nchan takes an event (one to a channel no one subscribes to). */
 int cb_publish_ping(void);
 /* Publishes that failed since the process started. */
 unsigned long cb_publish_failures(void);

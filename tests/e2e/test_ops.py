@@ -171,6 +171,19 @@ def raw_status(base_url, method, target, body=b""):
         conn.close()
 
 
+def test_health_publishes_an_event_to_check_the_real_time_part(api, state_dir):
+    """Health's check is a publish Nchan must store, to a channel no
+    subscriber can name (README 9, "Monitoring"), not a bare 204 that
+    answered "ok" while Nchan refused every event."""
+    status, body = publisher(state_dir, "GET", "/ping")
+    before = json.loads(body) if status == 200 else {}
+    assert api.get("/api/health").status_code == 200
+    status, body = publisher(state_dir, "GET", "/ping")
+    assert status == 200, (status, body)
+    info = json.loads(body)
+    assert info["messages"] == 1 and info.get("last_message_id") != before.get("last_message_id"), info
+
+
 def test_sockets_and_logs_are_the_users_alone(state_dir):
     """run/ holds the sockets; log/ can quote a subscriber's ?token= (nginx's error log)."""
     for sub in ("run", "log"):
@@ -191,6 +204,7 @@ def test_publisher_is_not_reachable_from_outside(base_url, state_dir):
         ("PUT", f"/ws/chat/{n}"),
         ("GET", f"/_auth?id={channel}"),
         ("GET", "/ping"),
+        ("POST", "/ping"),
         ("POST", f"/api/../pub?id={channel}"),
     ]
     for method, target in attempts:

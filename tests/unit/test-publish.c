@@ -207,7 +207,7 @@ START_TEST(one_connection_carries_every_kind_of_answer)
 	char *log = server_log(0);
 	ck_assert_int_eq(count(log, "A\n"), 1);
 	ck_assert_int_eq(count(log, "POST /pub?id=chat/1 "), 3);
-	ck_assert_int_eq(count(log, "GET /ping "), 1);
+	ck_assert_int_eq(count(log, "POST /ping "), 1);
 }
 END_TEST
 
