@@ -9,12 +9,11 @@ read when they start), replaces the workers, and puts both back afterwards.
 """
 
 import os
-import re
 
 import pytest
 
 from chathelp import World, assert_error, ok
-from test_history_age import read_conf, replace_workers
+from test_history_age import conf_setting
 
 SHOP = "https://shop.example.com"
 DEV = "http://localhost:3000"
@@ -23,16 +22,8 @@ OTHER = "https://evil.example"
 
 @pytest.fixture(scope="module")
 def listed(api, pool_pids, state_dir):
-    if os.environ.get("CAREBOT_CORS_ORIGINS") is not None:
-        pytest.skip("the environment fixes cors_origins; the conf cannot change it")
-    original = read_conf(state_dir)
-    line = f"cors_origins = {SHOP}, {DEV}/"
-    changed, n = re.subn(r"(?m)^cors_origins\s*=.*$", line, original)
-    (state_dir / "carebot.conf").write_text(changed if n else original + line + "\n")
-    replace_workers(api, pool_pids)
-    yield
-    (state_dir / "carebot.conf").write_text(original)
-    replace_workers(api, pool_pids)
+    with conf_setting(api, pool_pids, state_dir, "cors_origins", f"{SHOP}, {DEV}/"):
+        yield
 
 
 @pytest.fixture

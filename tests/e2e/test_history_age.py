@@ -8,6 +8,7 @@ The module shortens the age to one second (in carebot.conf, which the workers
 read when they start), replaces the workers, and puts both back afterwards.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -46,18 +47,27 @@ def replace_workers(api, pool_pids):
     pytest.fail("the new workers do not answer")
 
 
-@pytest.fixture(scope="module")
-def short_age(api, pool_pids, state_dir):
-    if os.environ.get("CAREBOT_HISTORY_CACHE_MAX_AGE_MS"):
-        pytest.skip("the environment fixes history_cache_max_age_ms; the conf cannot change it")
+@contextlib.contextmanager
+def conf_setting(api, pool_pids, state_dir, key, value):
+    """key = value in carebot.conf for new workers, then the conf and workers as they were."""
+    if os.environ.get(f"CAREBOT_{key.upper()}") is not None:
+        pytest.skip(f"the environment fixes {key}; the conf cannot change it")
     original = read_conf(state_dir)
-    line = f"history_cache_max_age_ms = {AGE_MS}"
-    changed, n = re.subn(r"(?m)^history_cache_max_age_ms\s*=.*$", line, original)
+    line = f"{key} = {value}"
+    changed, n = re.subn(rf"(?m)^{key}\s*=.*$", lambda _: line, original)
     (state_dir / "carebot.conf").write_text(changed if n else original + line + "\n")
     replace_workers(api, pool_pids)
-    yield AGE_MS
-    (state_dir / "carebot.conf").write_text(original)
-    replace_workers(api, pool_pids)
+    try:
+        yield
+    finally:
+        (state_dir / "carebot.conf").write_text(original)
+        replace_workers(api, pool_pids)
+
+
+@pytest.fixture(scope="module")
+def short_age(api, pool_pids, state_dir):
+    with conf_setting(api, pool_pids, state_dir, "history_cache_max_age_ms", AGE_MS):
+        yield AGE_MS
 
 
 @pytest.fixture
