@@ -208,7 +208,12 @@ read_line(char *buf, size_t size)
 {
 	if (fgets(buf, (int)size, stdin) == NULL)
 		return NULL;
-	buf[strcspn(buf, "\r\n")] = '\0';
+	size_t len = strlen(buf);
+
+	if (len > 0 && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+	if (len > 0 && buf[len - 1] == '\r')
+		buf[--len] = '\0';
 	return buf;
 }
 
@@ -368,7 +373,7 @@ main(int argc, char **argv)
 	rc = a.command->run(db, &cfg, &a);
 	if (rc == CB_ERR_UNAVAILABLE)
 		fprintf(stderr, "carebot-admin: the database cannot be reached\n");
-	else if (rc == CB_ERR_SCHEMA)
+	else if (rc == CB_ERR_SCHEMA && a.command->run != migrate) /* migrate said its own */
 		fprintf(stderr,
 		    "carebot-admin: the database's schema is older than this program: "
 		    "run carebot-admin migrate\n");

@@ -19,7 +19,7 @@
 #include "util.h"
 
 #define STMT_CACHE 256
-#define MAX_PARAMS 48 /* an agent's chat list binds 42: its filters in four selects */
+#define MAX_PARAMS 32 /* an agent's chat list with every filter binds 26 */
 #define TX_ATTEMPTS 6
 
 struct cached_stmt {
@@ -256,25 +256,47 @@ struct params {
 	unsigned long lens[MAX_PARAMS];
 };
 
+/* How many of the letters of types bind a '?' (all but '_' and '-'). */
+static unsigned
+bound_count(const char *types)
+{
+	unsigned n = 0;
+
+	for (; *types != '\0'; types++)
+		n += *types != '_' && *types != '-';
+	return n;
+}
+
 static void
 bind_params(struct params *p, const char *types, va_list ap)
 {
+	unsigned i = 0;
+
 	memset(p->bind, 0, sizeof p->bind);
-	for (unsigned i = 0; types[i] != '\0'; i++) {
+	for (const char *t = types; *t != '\0'; t++) {
 		MYSQL_BIND *b = &p->bind[i];
 		const char *s;
 
+		/* An argument the statement does not use (db.h): taken, not bound. */
+		if (*t == '_') {
+			(void)va_arg(ap, const char *);
+			continue;
+		}
+		if (*t == '-') {
+			(void)va_arg(ap, long long);
+			continue;
+		}
 		if (i >= MAX_PARAMS)
 			abort();
 		p->nulls[i] = 0;
 		b->is_null = &p->nulls[i];
-		switch (types[i]) {
+		switch (*t) {
 		case 'i':
 		case 'I':
 			p->ints[i] = va_arg(ap, long long);
 			b->buffer_type = MYSQL_TYPE_LONGLONG;
 			b->buffer = &p->ints[i];
-			p->nulls[i] = types[i] == 'I' && p->ints[i] <= 0;
+			p->nulls[i] = *t == 'I' && p->ints[i] <= 0;
 			break;
 		case 's':
 			s = va_arg(ap, const char *);
@@ -290,8 +312,9 @@ bind_params(struct params *p, const char *types, va_list ap)
 			p->lens[i] = (unsigned long)va_arg(ap, size_t);
 			b->length = &p->lens[i];
 			break;
-		default: cb_error("database: bad parameter type '%c'", types[i]); abort();
+		default: cb_error("database: bad parameter type '%c'", *t); abort();
 		}
+		i++;
 	}
 }
 
@@ -411,6 +434,11 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 		if (cb_db_ensure(db) != CB_OK)
 			return CB_ERR_UNAVAILABLE;
 		stmt = prepare(db, sql, &rc);
+		if (stmt != NULL && mysql_stmt_param_count(stmt) != bound_count(types)) {
+			cb_error("bug: %lu parameters, %u types ('%s') [%s]",
+			    mysql_stmt_param_count(stmt), bound_count(types), types, sql);
+			return CB_ERR;
+		}
 		if (stmt != NULL) {
 			va_copy(aq, ap);
 			bind_params(&p, types, aq);

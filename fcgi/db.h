@@ -7,6 +7,9 @@
  *   'i' long long    'I' long long, NULL when <= 0 (optional ids)
  *   's' const char * (NULL binds SQL NULL)
  *   'b' const void *, size_t  (a blob: two arguments)
+ * and for an argument that is passed but not bound (a statement built with
+ * only some of its optional parts, db-chat-ops.c), one letter and no '?':
+ *   '_' const char *         '-' long long
  */
 #ifndef CB_DB_H
 #define CB_DB_H

@@ -174,11 +174,13 @@ cb_router_cors(struct cb_request *req)
 {
 	const char *origin = listed_origin(req);
 
+	/* Whether an answer carries the header depends on the Origin: a cache must know. */
+	if (req->cfg->cors_origins[0] != '\0')
+		cb_reply_header(req, "Vary: Origin");
 	if (origin == NULL)
 		return;
 	cb_reply_header(req, "Access-Control-Allow-Origin: %s", origin);
 	cb_reply_header(req, "Access-Control-Expose-Headers: X-Total-Count, Retry-After");
-	cb_reply_header(req, "Vary: Origin");
 }
 
 /*

@@ -205,7 +205,12 @@ def test_an_agents_list_is_its_department_and_its_own_chats_elsewhere_paged_as_o
                         f"department_id={old['id']}": lambda c: c["department_id"] == old["id"],
                         f"agent_id={agent['id']}": lambda c: c["agent_id"] == agent["id"],
                         f"customer_id={before[0]['customer_id']}":
-                            lambda c: c["customer_id"] == before[0]["customer_id"]}.items():
+                            lambda c: c["customer_id"] == before[0]["customer_id"],
+                        f"status=closed&department_id={old['id']}":
+                            lambda c: c["status"] == "closed" and c["department_id"] == old["id"],
+                        f"status=active&agent_id={agent['id']}&department_id={new['id']}":
+                            lambda c: (c["status"], c["agent_id"], c["department_id"]) ==
+                            ("active", agent["id"], new["id"])}.items():
         ids = [c["id"] for c in visible if keep(c)]
         assert ids, query
         for limit in (1, 2, 3, 7):

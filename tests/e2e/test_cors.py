@@ -126,6 +126,8 @@ def test_other_pages_and_other_requests_get_no_cors(listed, w):
         r = w.api.get("/api/departments/active", headers={"Origin": origin})
         ok(r)
         assert_no_cors(r)
+        # the answer depends on the Origin, so a cache must key on it
+        assert "Origin" in r.headers.get("Vary", ""), r.headers
     # Without an Origin, or an OPTIONS that is no preflight: as any client.
     r = w.api.get("/api/departments/active")
     ok(r)
