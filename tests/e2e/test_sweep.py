@@ -3,19 +3,12 @@ an hour past their expiry and Idempotency-Key rows past their 24 h, which
 nothing else ever removed, in batches, so that a backlog is worked off over a
 few runs and no statement runs long."""
 
-import re
 import uuid
 
-from chathelp import World, ok
+from chathelp import World, ok, reassign_counts
 from test_history_age import sql, sql_value
 
 BATCH, BATCHES = 1000, 50  # CB_SWEEP_BATCH, CB_SWEEP_BATCHES (fcgi/db-sessions.h)
-
-
-def sweep(admin_cli):
-    done = admin_cli("reassign")
-    assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"assigned=\d+ requeued=\d+ timed_out=\d+", done.stdout.strip()), done.stdout
 
 
 def test_expired_sessions_and_old_idempotency_rows_go_and_live_ones_stay(
@@ -39,7 +32,7 @@ def test_expired_sessions_and_old_idempotency_rows_go_and_live_ones_stay(
         f"({me}, 'sweep', 'old', RANDOM_BYTES(32), 201, '{{}}', NOW(3) - INTERVAL 1441 MINUTE), "
         f"({me}, 'sweep', 'young', RANDOM_BYTES(32), 201, '{{}}', NOW(3) - INTERVAL 1439 MINUTE)")
     assert sql_value(state_dir, f"SELECT COUNT(*) FROM sessions WHERE user_id = {me}") == 4
-    sweep(admin_cli)
+    reassign_counts(admin_cli)
     # The two an hour past their expiry went; the one just expired and the live token stay.
     assert sql_value(state_dir, f"SELECT COUNT(*) FROM sessions WHERE user_id = {me}") == 2
     assert sql_value(state_dir, f"SELECT COUNT(*) FROM sessions WHERE user_id = {me} "
@@ -64,10 +57,10 @@ def test_a_backlog_goes_in_batches_over_a_few_runs(state_dir, admin_cli):
                    f"VALUES ('{address}', NOW(3) - INTERVAL 10 SECOND)")
     left = f"SELECT COUNT(*) FROM login_attempts WHERE address = '{address}'"
     assert sql_value(state_dir, left) == old + 1
-    sweep(admin_cli)
+    reassign_counts(admin_cli)
     # One run takes at most its batches (other addresses' rows may share them).
     after_one = sql_value(state_dir, left)
     assert 1500 + 1 <= after_one < old + 1, after_one
-    sweep(admin_cli)
+    reassign_counts(admin_cli)
     # The rest in the next run; the attempt still within its minute stays.
     assert sql_value(state_dir, left) == 1
