@@ -24,8 +24,8 @@ struct cb_events {
 };
 
 /*
- * Appends an event; takes data. chat_id 0 is sent as null. Each of the
- * channel ids after the format is "<kind>/<id>"; ids <= 0 are skipped and
+ * Appends an event; takes data. chat_id 0 is sent as null. It goes to the
+ * channels "<kinds[i]>/<ids[i]>" for each i < nchannels; ids <= 0 are skipped and
  * duplicates dropped, so callers can pass "the previous agent" blindly.
  */
 void cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_object *data,

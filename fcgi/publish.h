@@ -3,8 +3,9 @@
  * HTTP/1.1 connection to nginx's private publisher server (a unix socket no
  * public listener reaches). A failed publish never fails the API request:
  * it is logged and counted, and the history endpoint stays the truth. After
- * a failure, publishing pauses for two seconds, so a publisher that hangs
- * costs one request a timeout, not every request.
+ * a publish that got no answer, publishing pauses for two seconds, so a
+ * publisher that hangs costs one request a timeout, not every request; a
+ * refused one (Nchan's memory full) pauses nothing.
  */
 #ifndef CB_PUBLISH_H
 #define CB_PUBLISH_H
@@ -21,7 +22,7 @@ void cb_publish_cleanup(void);
 int cb_publish(const char *channels, const char *json);
 /* CB_OK when Nchan takes an event (one to a channel no one subscribes to). */
 int cb_publish_ping(void);
-/* Publishes that failed since the process started. */
+/* Publishes that failed since the process started (the warnings count them). */
 unsigned long cb_publish_failures(void);
 
 #endif

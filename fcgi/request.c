@@ -184,7 +184,6 @@ cb_request_free(struct cb_request *req)
 	}
 	free(req->path);
 	free(req->body);
-	free(req->reply_body);
 	cb_buf_free(&req->headers);
 	if (req->json != NULL)
 		json_object_put(req->json);

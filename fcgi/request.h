@@ -54,7 +54,6 @@ struct cb_request {
 	struct cb_error error; /* recorded by cb_fail, sent by the router */
 	int replied;
 	int status; /* what was sent */
-	char *reply_body; /* what was sent, kept for idempotent replays */
 	struct cb_buf headers; /* extra response header lines */
 };
 

@@ -49,7 +49,6 @@ emit(struct cb_request *req, int status, const char *body)
 		FCGX_PutStr(req->headers.data, (int)req->headers.len, out);
 	if (body != NULL) {
 		size_t len = strlen(body);
-		req->reply_body = xstrndup(body, len);
 		char head[128];
 		/* FCGX_FPrintF knows no %zu; format the header here. */
 		int hn = snprintf(head, sizeof head,

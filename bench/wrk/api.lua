@@ -40,7 +40,7 @@ function init(args)
 	if #targets > 0 then
 		pos = ((tindex or 1) * 7919) % #targets + 1
 	end
-	created, assigned, waiting, failed = 0, 0, 0, 0
+	created, assigned, waiting = 0, 0, 0
 end
 
 local function next_target()
@@ -95,8 +95,6 @@ if mode == "chats_post" then
 			elseif body:find('"status":"waiting"', 1, true) then
 				waiting = waiting + 1
 			end
-		else
-			failed = failed + 1
 		end
 	end
 end

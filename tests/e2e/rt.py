@@ -67,10 +67,6 @@ class Subscriber:
     def wait_count(self, n, timeout=10):
         return self.wait_for(lambda evs: len(evs) >= n, timeout)
 
-    def types(self):
-        with self.cond:
-            return [e["type"] for _, e in self.events]
-
     def last_id(self):
         with self.cond:
             return self.events[-1][0]

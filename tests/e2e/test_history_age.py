@@ -1,4 +1,4 @@
-"""The history pages' maximum age (README 2, "Caching"): what carebot cannot
+"""The history pages' maximum age (README 2, "History pages"): what carebot cannot
 see, a change made by hand in MariaDB, shows once a kept page is older than
 history_cache_max_age_ms. An old page is not read again: MariaDB is asked
 whether the chat's newest message and state are still those of the page, and

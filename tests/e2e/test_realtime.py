@@ -581,7 +581,7 @@ def test_typing_is_published_not_stored_and_rate_limited(base_url, org, api, poo
     events = sub.wait_for(lambda evs: False, timeout=1.5)
     sub.close()
     typing = [e for e in events if e["type"] == "typing"]
-    # One per second per user and chat, whichever workers answer (README, "Typing").
+    # One per second per user and chat, whichever workers answer (README 11, typing).
     assert 1 <= len(typing) <= 1 + int(took), (len(typing), took)
     assert typing[0]["data"] == {"user_id": customer["id"], "role": "customer", "typing": True}
     assert api.get(f"/api/chats/{chat['id']}/messages", token=customer["token"]).json() == before
