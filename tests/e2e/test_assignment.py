@@ -321,6 +321,24 @@ def test_transfer_to_an_empty_department_waits_with_a_new_queued_at(w):
     assert w.get_chat(chat["id"])["transfers"][0]["to_agent_id"] is None
 
 
+def test_a_chat_transferred_in_is_served_after_the_chats_already_waiting(w):
+    """6.3.4 puts a transferred chat into the target queue with queued_at = now,
+    and 6.2.4/6.2.5 serve a queue by queued_at, then id: a chat with a lower id
+    that is transferred in is served after the chats that were already waiting
+    there (the drain's order, not only the queue_position shown)."""
+    src, dst = w.department(), w.department()
+    a = w.agent(dst["id"], max_chats=1)  # offline: dst's queue builds up
+    moved = w.chat(w.customer(), department_id=src["id"])
+    waiting = w.chat(w.customer(), department_id=dst["id"])
+    assert moved["id"] < waiting["id"]
+    r = ok(w.api.post(f"/api/chats/{moved['id']}/transfer", token=w.admin, json={"department_id": dst["id"]}))
+    assert (r["status"], r["queue_position"]) == ("waiting", 2)
+    w.presence(a["id"], "available")
+    assert w.get_chat(waiting["id"])["agent_id"] == a["id"]
+    after = w.get_chat(moved["id"])
+    assert (after["status"], after["agent_id"], after["queue_position"]) == ("waiting", None, 1)
+
+
 def snapshot(w, chat_id, *agents):
     chat = w.get_chat(chat_id)
     return chat, len(w.messages(chat_id)), [w.user(x["id"])["active_chats"] for x in agents]
