@@ -56,6 +56,18 @@ def all_chats(api, token):
     return r.headers["X-Total-Count"], [c["id"] for c in r.json()]
 
 
+def test_a_customers_customer_id_is_ignored(w, api):
+    """customer_id is the admin's (contract 6.1); a customer's is ignored,
+    whatever it holds (README 11): the chat is always the customer's own."""
+    me, other = w.customer(), w.customer()
+    dept = w.department()["id"]
+    for customer_id in (other["id"], "x"):
+        chat = w.chat(me, department_id=dept, customer_id=customer_id, message="mine")
+        assert (chat["customer_id"], chat["customer"]["id"]) == (me["id"], me["id"])
+        assert [m["sender_id"] for m in w.messages(chat["id"])] == [me["id"]]
+    assert ok(api.get("/api/chats/", token=other["token"])) == []
+
+
 def test_agent_cannot_create(w, api):
     agent = w.agent(w.department()["id"])
     before = all_chats(api, w.admin)
