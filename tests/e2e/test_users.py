@@ -285,6 +285,25 @@ def test_agent_reads_customers_of_visible_chats(directory):
     assert_error(api.get(f"/api/users/{customer['id']}", token=stranger["token"]), 403, "forbidden")
 
 
+def test_agent_reads_customers_of_chats_it_held_in_another_department(directory):
+    """"Visible" is the agent's department's chats or those assigned to it
+    (contract 3), closed ones too (README 11): after a move, the customer of a
+    chat it served and closed in its old department stays readable to it, as
+    the chat does; an agent of the new department who never held it gets 403."""
+    api = directory.api
+    old, new = directory.department(), directory.department()
+    agent = directory.agent(old, presence="available")
+    customer = directory.customer()
+    chat = directory.chat(customer, old)
+    assert chat["agent_id"] == agent["id"]
+    directory.close_chat(chat)
+    directory.ok(api.put(f"/api/users/{agent['id']}", token=directory.admin, json={"department_id": new["id"]}))
+    assert directory.ok(api.get(f"/api/chats/{chat['id']}", token=agent["token"]))["id"] == chat["id"]
+    assert directory.ok(api.get(f"/api/users/{customer['id']}", token=agent["token"]))["id"] == customer["id"]
+    colleague = directory.agent(new)
+    assert_error(api.get(f"/api/users/{customer['id']}", token=colleague["token"]), 403, "forbidden")
+
+
 # ---- update -----------------------------------------------------------------
 
 def test_admin_updates_every_field(directory):
