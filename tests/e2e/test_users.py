@@ -452,6 +452,20 @@ def test_admin_cannot_demote_or_deactivate_itself(directory):
                                 json={"full_name": "Still Admin"}))["full_name"] == "Still Admin"
 
 
+@pytest.mark.parametrize("role", ["agent", "customer"])
+def test_a_non_admin_cannot_delete_itself(directory, role):
+    """DELETE /api/users/{id} is the admin's (contract 3): its own id is no
+    exception for an agent or a customer (403, not the admin's 409), and
+    nothing changes: still active, still available, its token still works."""
+    api = directory.api
+    user = directory.agent(directory.department(), presence="available") if role == "agent" \
+        else directory.customer()
+    before = directory.get_user(user["id"])
+    assert_error(api.delete(f"/api/users/{user['id']}", token=user["token"]), 403, "forbidden")
+    assert same_user(directory.get_user(user["id"]), before)
+    assert api.get("/api/auth/me", token=user["token"]).status_code == 200
+
+
 # ---- delete / reactivate ------------------------------------------------------
 
 def test_delete_deactivates_revokes_and_hides(directory):
