@@ -118,6 +118,7 @@ def _create_cases():
         ({**agent, "department_id": 0}, "department_id"),
         ({**agent, "department_id": 999999999}, "department_id"),
         ({**good, "department_id": 1}, "department_id"),
+        ({**good, "department_id": 0}, "department_id"),  # ids are positive (contract 2), for any role
         ({**good, "role": "admin", "department_id": 1}, "department_id"),
     ]
 
