@@ -570,6 +570,24 @@ def test_deactivation_by_put_revokes_too(directory):
     assert_error(api.get("/api/auth/me", token=customer["token"]), 401, "unauthorized")
 
 
+@pytest.mark.parametrize("removal", ["delete", "put"])
+@pytest.mark.parametrize("role", ["agent", "customer"])
+def test_reactivation_does_not_bring_old_tokens_back(directory, role, removal):
+    """DELETE revokes the user's tokens (contract 5), and PUT is_active:false
+    has the effects of DELETE (README 11): revoked, not only refused while the
+    user is inactive, so a reactivation leaves them dead; a new one works."""
+    api = directory.api
+    user = directory.agent(directory.department()) if role == "agent" else directory.user("customer")
+    if removal == "delete":
+        assert api.delete(f"/api/users/{user['id']}", token=directory.admin).status_code == 204
+    else:
+        directory.ok(api.put(f"/api/users/{user['id']}", token=directory.admin, json={"is_active": False}))
+    assert_error(api.get("/api/auth/me", token=user["token"]), 401, "unauthorized")
+    directory.ok(api.put(f"/api/users/{user['id']}", token=directory.admin, json={"is_active": True}))
+    assert_error(api.get("/api/auth/me", token=user["token"]), 401, "unauthorized")
+    assert api.get("/api/auth/me", token=directory.token_for(user["username"])).status_code == 200
+
+
 def mutual(api, a, b, removal):
     """a and b each remove the other at the same moment, each on its own connection."""
     barrier = threading.Barrier(2)
