@@ -562,6 +562,17 @@ def test_a_rename_racing_a_delete_or_a_reactivation_loses_neither(directory):
                 f.result()
 
 
+def test_a_deactivated_user_cannot_log_in(directory):
+    """A deactivated user's tokens stop working (contract 3), new ones too: its
+    login with the right password is the 401 of wrong credentials, not a 200
+    with a token that is dead on arrival."""
+    user = directory.user("customer", token=False)
+    assert directory.api.delete(f"/api/users/{user['id']}", token=directory.admin).status_code == 204
+    r = login(directory.api, user["username"], PASSWORD)
+    assert_error(r, 401, "unauthorized")
+    assert "token" not in r.json()
+
+
 def test_deactivation_by_put_revokes_too(directory):
     api = directory.api
     customer = directory.user("customer")
