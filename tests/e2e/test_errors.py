@@ -229,6 +229,21 @@ def test_413_body_over_64_kib(api, admin_token):
     assert departments(api, admin_token) == before
 
 
+def test_413_is_for_a_body_over_64_kib_not_at_it(api, admin_token):
+    """"Body over 64 KiB" (contract 2): 65,536 bytes are read and validated
+    (422, the description is too long), one byte more is 413. Neither stores anything."""
+    before = departments(api, admin_token)
+    for size, status, code, field in ((64 * 1024, 422, "validation_error", "description"),
+                                      (64 * 1024 + 1, 413, "too_large", None)):
+        frame = '{"name": "x", "description": ""}'
+        body = frame[:-2] + "y" * (size - len(frame)) + frame[-2:]
+        assert len(body.encode()) == size
+        r = api.post("/api/departments/", token=admin_token, data=body,
+                     headers={"Content-Type": "application/json"})
+        assert_error(r, status, code, field)
+    assert departments(api, admin_token) == before
+
+
 def test_415_body_must_be_json(api, admin_token):
     before = departments(api, admin_token)
     for ctype in ["text/plain", "application/x-www-form-urlencoded", None]:
