@@ -477,6 +477,20 @@ def test_reassign_times_out_silent_agents(w, api, admin_cli):
     assert w.user(fresh["id"])["presence"] == "available"  # seen within the hour: kept
 
 
+def test_reassign_leaves_agents_already_offline_alone(w, admin_cli):
+    """Section 8: reassign sets offline the agents whose presence is not
+    offline. One already offline, never seen, is not timed out again: it is
+    not written (updated_at stays, README 11) while its silent colleague is."""
+    dept = w.department()
+    off = w.agent(dept["id"])
+    silent = w.agent(dept["id"], presence="available")
+    before = w.user(off["id"])
+    counts = reassign_counts(admin_cli, "--offline-after", "3600")
+    assert counts["timed_out"] >= 1
+    assert w.user(silent["id"])["presence"] == "offline"
+    assert w.user(off["id"]) == before
+
+
 def test_reassign_gives_no_chat_to_an_agent_it_times_out(w, admin_cli):
     """Two silent agents of one department, a chat each. The sweep timed them
     out one at a time, so the first one's chat went to the second, still
