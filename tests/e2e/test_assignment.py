@@ -386,8 +386,10 @@ def test_transfer_errors_chat_closed_and_bad_department(w, api):
     src = w.department()
     inactive = w.department()
     ok(api.put(f"/api/departments/{inactive['id']}", token=w.admin, json={"is_active": False}))
+    deleted = w.department()  # active when deleted: gone all the same (contract 4)
+    ok(api.delete(f"/api/departments/{deleted['id']}", token=w.admin), 204)
     chat = w.chat(w.customer(), department_id=src["id"])
-    for dept_id in (inactive["id"], 999999999):
+    for dept_id in (inactive["id"], deleted["id"], 999999999):
         r = api.post(f"/api/chats/{chat['id']}/transfer", token=w.admin, json={"department_id": dept_id})
         assert_error(r, 422, "validation_error", "department_id")
     assert w.get_chat(chat["id"])["transfers"] == []
