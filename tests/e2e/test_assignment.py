@@ -140,6 +140,20 @@ def test_capacity_is_never_exceeded_and_the_rest_queue_fifo(w):
         [chats[3]["id"], chats[2]["id"]]  # lists are newest first
 
 
+def test_queue_position_is_null_unless_waiting(w):
+    """Contract 6: queue_position is the place among the department's waiting
+    chats, null unless waiting - for an active chat in the create answer, its
+    GET and the list alike, also while chats wait in its department."""
+    dept = w.department()
+    w.agent(dept["id"], max_chats=1, presence="available")
+    active, waiting = (w.chat(w.customer(), department_id=dept["id"]) for _ in range(2))
+    assert (active["status"], active["queue_position"]) == ("active", None)
+    assert (waiting["status"], waiting["queue_position"]) == ("waiting", 1)
+    assert w.get_chat(active["id"])["queue_position"] is None
+    assert {c["id"]: c["queue_position"] for c in w.chats(department_id=dept["id"])} == \
+        {active["id"]: None, waiting["id"]: 1}
+
+
 def joined(w, chat_id, full_name):
     return [m for m in w.messages(chat_id) if m["sender_role"] == "system"
             and m["content"] == f"{full_name} joined the chat."]
