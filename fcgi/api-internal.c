@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 #include "db-chat-ops.h"
 #include "db-sessions.h"
+#include "publish.h"
 #include "router.h"
 #include "util.h"
 
@@ -69,6 +71,25 @@ cookie(const char *header, const char *name, char *out, size_t outlen)
 	return NULL;
 }
 
+/* The value of ?name= in the subscriber's URI, decoded into buf; NULL if absent or too long. */
+static const char *
+uri_query(const char *uri, const char *name, char *buf, size_t buflen)
+{
+	const char *qs = strchr(uri, '?'), *value = NULL;
+	struct cb_request original = {0};
+
+	if (qs != NULL && cb_request_parse_query(&original, qs + 1) == CB_OK) {
+		const char *v = cb_query_get(&original, name);
+		if (v != NULL && snprintf(buf, buflen, "%s", v) < (int)buflen)
+			value = buf;
+	}
+	for (unsigned i = 0; i < original.nquery; i++) {
+		free(original.query[i].name);
+		free(original.query[i].value);
+	}
+	return value;
+}
+
 /*
  * The subscriber's token: ?token=, then the bearer header, then the
  * carebot_token cookie (*from_cookie set). The first one present is the one
@@ -79,19 +100,8 @@ static const char *
 subscriber_token(
     struct cb_request *req, const char *uri, char *buf, size_t buflen, int *from_cookie)
 {
-	const char *qs = strchr(uri, '?');
-	struct cb_request original = {0};
-	const char *token = NULL;
+	const char *token = uri_query(uri, "token", buf, buflen);
 
-	if (qs != NULL && cb_request_parse_query(&original, qs + 1) == CB_OK) {
-		const char *t = cb_query_get(&original, "token");
-		if (t != NULL)
-			token = snprintf(buf, buflen, "%s", t) < (int)buflen ? buf : NULL;
-	}
-	for (unsigned i = 0; i < original.nquery; i++) {
-		free(original.query[i].name);
-		free(original.query[i].value);
-	}
 	if (token == NULL)
 		token = cb_auth_bearer(req->authorization);
 	*from_cookie = 0;
@@ -139,11 +149,14 @@ channel_exists(struct cb_request *req, enum channel kind, long long id, int *exi
 /*
  * The subscriber's token and its right to the channel, in that order: 403
  * for no such channel, 401 for no token or a dead one, 403 when not
- * allowed. CB_OK with nothing sent when the subscription may go ahead.
+ * allowed. CB_OK with nothing sent when the subscription may go ahead;
+ * then channel holds its Nchan id ("chat/7").
  */
 static int
-check_subscriber(struct cb_request *req)
+check_subscriber(struct cb_request *req, char *channel, size_t channel_len)
 {
+	static const char *const kind_names[] = {
+	    [CH_CHAT] = "chat", [CH_AGENT] = "agent", [CH_DEPARTMENT] = "department"};
 	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", req->fcgx->envp);
 	const char *matched = FCGX_GetParam("CAREBOT_CHANNEL", req->fcgx->envp);
 	char buf[256];
@@ -200,15 +213,49 @@ check_subscriber(struct cb_request *req)
 		return rc;
 	if (!allowed)
 		return cb_forbidden(req);
+	snprintf(channel, channel_len, "%s/%lld", kind_names[kind], id);
 	return CB_OK;
+}
+
+/*
+ * A subscription that resumes from a message id on a channel for which
+ * Nchan keeps nothing would abort nginx's worker, and with it every
+ * subscription of the instance (cb_publish_resumable). It is refused with
+ * 409 instead: whatever the subscriber missed is older than Nchan keeps, so
+ * only the history can tell it. When the publisher cannot say, Nchan is
+ * down and the subscription goes on to fail there.
+ */
+static int
+check_resume(struct cb_request *req, const char *channel)
+{
+	char **envp = req->fcgx->envp;
+	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", envp);
+	char arg[128];
+	long messages;
+	long long newest_s;
+
+	if (!cb_publish_resume_asked(FCGX_GetParam("HTTP_IF_MODIFIED_SINCE", envp),
+	        FCGX_GetParam("HTTP_IF_NONE_MATCH", envp),
+	        FCGX_GetParam("HTTP_LAST_EVENT_ID", envp),
+	        uri != NULL ? uri_query(uri, "last_event_id", arg, sizeof arg) : NULL))
+		return CB_OK;
+	if (cb_publish_channel_info(channel, &messages, &newest_s) != CB_OK ||
+	    cb_publish_resumable(messages, newest_s, time(NULL)))
+		return CB_OK;
+	return cb_fail(req, 409, "conflict", NULL,
+	    "nothing is kept on this channel to resume from (events are kept 10 minutes): "
+	    "subscribe again without a message id, and read what was missed from the history");
 }
 
 /* GET /_auth: Nchan's question; 204 lets the subscription go ahead. */
 static int
 authorize(struct cb_request *req)
 {
-	int rc = check_subscriber(req);
+	char channel[64];
+	int rc = check_subscriber(req, channel, sizeof channel);
 
+	if (rc == CB_OK)
+		rc = check_resume(req, channel);
 	if (rc == CB_OK)
 		cb_reply_empty(req, 204);
 	return rc;
@@ -223,7 +270,8 @@ authorize(struct cb_request *req)
 static int
 bad_message_id(struct cb_request *req)
 {
-	int rc = check_subscriber(req);
+	char channel[64];
+	int rc = check_subscriber(req, channel, sizeof channel);
 
 	if (rc == CB_OK)
 		return cb_fail(req, 400, "bad_request", NULL,
@@ -241,7 +289,8 @@ bad_message_id(struct cb_request *req)
 static int
 bad_handshake(struct cb_request *req)
 {
-	int rc = check_subscriber(req);
+	char channel[64];
+	int rc = check_subscriber(req, channel, sizeof channel);
 
 	if (rc != CB_OK)
 		return rc;

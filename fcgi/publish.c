@@ -42,6 +42,8 @@ struct reader {
 	size_t len, pos;
 	size_t total; /* bytes received for this response */
 	int closed; /* the server closed the connection (rather than a timeout or an error) */
+	char *body; /* where the body goes (NUL-terminated, cut at body_cap - 1), or NULL */
+	size_t body_cap, body_len;
 };
 
 int
@@ -164,7 +166,7 @@ line(struct reader *r)
 	}
 }
 
-/* Consumes n bytes of body. */
+/* Consumes n bytes of body, keeping what fits when the caller asked for it. */
 static int
 skip(struct reader *r, unsigned long long n)
 {
@@ -177,6 +179,14 @@ skip(struct reader *r, unsigned long long n)
 		size_t have = r->len - r->pos;
 		size_t take = n < have ? (size_t)n : have;
 
+		if (r->body != NULL && r->body_len + 1 < r->body_cap) {
+			size_t room = r->body_cap - 1 - r->body_len;
+			size_t copy = take < room ? take : room;
+
+			memcpy(r->body + r->body_len, r->buf + r->pos, copy);
+			r->body_len += copy;
+			r->body[r->body_len] = '\0';
+		}
 		r->pos += take;
 		n -= take;
 	}
@@ -264,23 +274,29 @@ read_response(struct reader *r, long *status, int *keep)
  * One request to the publisher. A kept-alive connection that the server
  * closed while idle fails before any answer comes; then, and only then,
  * the request is sent again on a new connection (nginx had not read it).
- * A server that does not answer is not asked twice.
+ * A server that does not answer is not asked twice. With answer, the
+ * response's body (JSON asked for) is kept there, cut to fit answer_cap.
  */
 static int
-request(const char *method, const char *path, const char *body, long *status)
+request(const char *method, const char *path, const char *body, long *status, char *answer,
+    size_t answer_cap)
 {
 	size_t body_len = body ? strlen(body) : 0;
 
 	*status = 0;
 	if (config == NULL || config->publish_socket[0] == '\0')
 		return CB_ERR;
-	char *head = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\n%s"
+	char *head = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s"
 	                       "Content-Length: %zu\r\n\r\n",
-	    method, path, body ? "Content-Type: application/json\r\n" : "", body_len);
+	    method, path, body ? "Content-Type: application/json\r\n" : "",
+	    answer ? "Accept: application/json\r\n" : "", body_len);
 	int rc = CB_ERR;
 
 	for (int attempt = 0; attempt < 2 && rc != CB_OK; attempt++) {
-		struct reader r = {.len = 0};
+		struct reader r = {.body = answer, .body_cap = answer_cap};
+
+		if (answer != NULL && answer_cap > 0)
+			answer[0] = '\0';
 		int reused = conn >= 0, keep = 0;
 
 		if (!reused && dial() != CB_OK)
@@ -314,7 +330,7 @@ cb_publish(const char *channels, const char *json)
 	}
 	/* Raw, not escaped: nginx hands $arg_id to Nchan undecoded, and '/' and ',' are legal here. */
 	char *path = xasprintf("/pub?id=%s", channels);
-	int answered = request("POST", path, json, &status) == CB_OK;
+	int answered = request("POST", path, json, &status, NULL, 0) == CB_OK;
 	/* Nchan answers 201 for a new message on a subscribed channel, 202 when nobody listens. */
 	rc = answered && status >= 200 && status <= 299 ? CB_OK : CB_ERR;
 	if (rc != CB_OK) {
@@ -343,7 +359,8 @@ cb_publish_ping(void)
 {
 	long status;
 
-	return request("POST", "/ping", "{}", &status) == CB_OK && status >= 200 && status < 300
+	return request("POST", "/ping", "{}", &status, NULL, 0) == CB_OK && status >= 200 &&
+	        status < 300
 	    ? CB_OK
 	    : CB_ERR;
 }
@@ -352,4 +369,65 @@ unsigned long
 cb_publish_failures(void)
 {
 	return failures;
+}
+
+int
+cb_publish_channel_info(const char *channel, long *messages, long long *newest_s)
+{
+	char answer[512], *at;
+	long status;
+
+	*messages = 0;
+	*newest_s = 0;
+	if (cb_now_ms() < paused_until_ms)
+		return CB_ERR;
+	char *path = xasprintf("/pub?id=%s", channel);
+	int rc = request("GET", path, NULL, &status, answer, sizeof answer);
+	free(path);
+	if (rc != CB_OK || (status != 200 && status != 404))
+		return CB_ERR;
+	if (status == 404) /* no such channel: nothing kept */
+		return CB_OK;
+	/* {"messages": 2, "requested": -1, "subscribers": 0, "last_message_id": "1795604968:1" } */
+	if ((at = strstr(answer, "\"messages\":")) == NULL)
+		return CB_ERR;
+	*messages = strtol(at + strlen("\"messages\":"), NULL, 10);
+	if ((at = strstr(answer, "\"last_message_id\":")) != NULL &&
+	    (at = strchr(at + strlen("\"last_message_id\":"), '"')) != NULL)
+		*newest_s = strtoll(at + 1, NULL, 10);
+	return CB_OK;
+}
+
+/* Whether an HTTP date is after 1970-01-01 00:00:00, or unreadable here (RFC 1123 only). */
+static int
+after_epoch(const char *date)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char month[4];
+	int day, year, h, m, s;
+
+	if (sscanf(date, "%*3s, %d %3s %d %d:%d:%d GMT", &day, month, &year, &h, &m, &s) != 6 ||
+	    strlen(month) != 3 || strstr(months, month) == NULL)
+		return 1;
+	if (year != 1970)
+		return year > 1970;
+	return strcmp(month, "Jan") != 0 || day != 1 || h != 0 || m != 0 || s != 0;
+}
+
+int
+cb_publish_resume_asked(const char *if_modified_since, const char *if_none_match,
+    const char *last_event_id, const char *arg_last_event_id)
+{
+	if (if_modified_since != NULL && *if_modified_since != '\0')
+		return after_epoch(if_modified_since);
+	if (if_none_match != NULL && *if_none_match != '\0')
+		return strchr(if_none_match, ':') != NULL;
+	return (last_event_id != NULL && *last_event_id != '\0') ||
+	    (arg_last_event_id != NULL && *arg_last_event_id != '\0');
+}
+
+int
+cb_publish_resumable(long messages, long long newest_s, long long now_s)
+{
+	return messages > 0 && newest_s + CB_PUBLISH_KEEP_S - now_s >= CB_PUBLISH_RESUME_MARGIN_S;
 }

@@ -1,7 +1,8 @@
 /*
  * test-publish.c - the publisher client against a scripted server on a unix
  * socket: what it sends, how it reads every kind of answer, when it dials
- * again, and that it never sends a publish twice.
+ * again, and that it never sends a publish twice; what it reads of a
+ * channel, and when a subscriber's resume is one Nchan can take.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -289,6 +290,77 @@ START_TEST(nothing_listening_is_a_failure)
 }
 END_TEST
 
+START_TEST(channel_info_reads_what_nchan_keeps_on_one_connection)
+{
+	static const struct step script[] = {
+	    {"HTTP/1.1 200 OK\r\nContent-Type: text/json\r\nContent-Length: 86\r\n\r\n"
+	     "{\"messages\": 2, \"requested\": -1, \"subscribers\": 0, \"last_message_id\": "
+	     "\"1795604968:1\" }",
+	        KEEP, 1},
+	    {"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", KEEP, 0},
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	     "e\r\n{\"messages\": 0\r\n2\r\n }\r\n0\r\n\r\n",
+	        KEEP, 0},
+	    {"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", KEEP, 0},
+	    {OK_201, KEEP, 0},
+	};
+	long messages = -1;
+	long long newest = -1;
+
+	serve(script, 5);
+	ck_assert_int_eq(cb_publish_channel_info("chat/7", &messages, &newest), CB_OK);
+	ck_assert_int_eq(messages, 2);
+	ck_assert_int_eq(newest, 1795604968);
+	ck_assert_int_eq(cb_publish_channel_info("department/3", &messages, &newest), CB_OK);
+	ck_assert_int_eq(messages, 0); /* no such channel: nothing kept */
+	ck_assert_int_eq(newest, 0);
+	ck_assert_int_eq(cb_publish_channel_info("agent/4", &messages, &newest), CB_OK);
+	ck_assert_int_eq(messages, 0);
+	ck_assert_int_eq(cb_publish_channel_info("agent/5", &messages, &newest), CB_ERR);
+	/* The bodies were read to their ends: the next publish is understood. */
+	ck_assert_int_eq(cb_publish("chat/7", "{}"), CB_OK);
+	char *log = server_log(0);
+	ck_assert_int_eq(count(log, "A\n"), 1);
+	ck_assert_ptr_nonnull(strstr(log, "GET /pub?id=chat/7 HTTP/1.1\r\n"));
+	ck_assert_int_eq(count(log, "\r\nAccept: application/json\r\n"), 4);
+}
+END_TEST
+
+START_TEST(a_resume_is_asked_in_nchans_order)
+{
+	/* If-Modified-Since first: a time after 1970's first second is an id, at or before it none. */
+	ck_assert(cb_publish_resume_asked("Thu, 01 Jan 1970 00:00:01 GMT", "0", NULL, NULL));
+	ck_assert(cb_publish_resume_asked("Wed, 25 Nov 2026 11:00:00 GMT", NULL, NULL, NULL));
+	ck_assert(!cb_publish_resume_asked("Thu, 01 Jan 1970 00:00:00 GMT", "0", "1:0", "1:0"));
+	ck_assert(!cb_publish_resume_asked("Mon, 31 Dec 1969 23:59:59 GMT", NULL, NULL, NULL));
+	ck_assert(cb_publish_resume_asked(
+	    "Thursday, 01-Jan-70", NULL, NULL, NULL)); /* unread: cautious */
+	/* Then If-None-Match as <time>:<tag>, which hides the two others. */
+	ck_assert(cb_publish_resume_asked(NULL, "1:0", NULL, NULL));
+	ck_assert(!cb_publish_resume_asked(NULL, "0", "1:0", "1:0"));
+	ck_assert(!cb_publish_resume_asked("", "", NULL, NULL));
+	/* Then Last-Event-ID or ?last_event_id=. */
+	ck_assert(cb_publish_resume_asked(NULL, NULL, "1795604968:1", NULL));
+	ck_assert(cb_publish_resume_asked(NULL, NULL, "", "1795604968:1"));
+	ck_assert(!cb_publish_resume_asked(NULL, NULL, "", ""));
+	ck_assert(!cb_publish_resume_asked(NULL, NULL, NULL, NULL));
+}
+END_TEST
+
+START_TEST(a_resume_needs_a_kept_event_that_outlives_the_margin)
+{
+	long long now = 1795604968;
+
+	ck_assert(!cb_publish_resumable(0, 0, now));
+	ck_assert(!cb_publish_resumable(0, now, now)); /* expired, and the channel still there */
+	ck_assert(cb_publish_resumable(1, now, now));
+	ck_assert(
+	    cb_publish_resumable(1, now - CB_PUBLISH_KEEP_S + CB_PUBLISH_RESUME_MARGIN_S, now));
+	ck_assert(!cb_publish_resumable(
+	    1, now - CB_PUBLISH_KEEP_S + CB_PUBLISH_RESUME_MARGIN_S - 1, now));
+}
+END_TEST
+
 Suite *
 cb_suite_publish(void)
 {
@@ -305,6 +377,9 @@ cb_suite_publish(void)
 	tcase_add_test(tc, a_publisher_that_does_not_answer_is_a_failure_and_is_not_asked_twice);
 	tcase_add_test(tc, an_answer_that_is_not_http_is_a_failure);
 	tcase_add_test(tc, nothing_listening_is_a_failure);
+	tcase_add_test(tc, channel_info_reads_what_nchan_keeps_on_one_connection);
+	tcase_add_test(tc, a_resume_is_asked_in_nchans_order);
+	tcase_add_test(tc, a_resume_needs_a_kept_event_that_outlives_the_margin);
 	suite_add_tcase(s, tc);
 	return s;
 }
