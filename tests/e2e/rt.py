@@ -40,6 +40,7 @@ class Subscriber:
         self.done = threading.Event()
         self.cond = threading.Condition()
         self.stopping = False
+        self.lock = threading.Lock()  # orders close() against a new connection's _register()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self, wait=True):
@@ -82,9 +83,22 @@ class Subscriber:
             self.ready.set()
             self.done.set()
 
+    def _register(self, sock):
+        """Makes sock the one close() shuts down; False (and sock shut down) once
+        close() has begun. A connection made after close() had shut the
+        previous one down was never ended: a long-poll subscriber's next
+        request went on waiting, and close() gave up on it after 5 s."""
+        with self.lock:
+            if self.stopping:
+                shutdown(sock)
+                return False
+            self.sock = sock
+            return True
+
     def close(self):
-        self.stopping = True
-        self._close()
+        with self.lock:
+            self.stopping = True
+            self._close()
         self.thread.join(5)
 
 
@@ -99,8 +113,11 @@ class EventSource(Subscriber):
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        self.conn.connect()
+        if not self._register(self.conn.sock):  # getresponse() may forget it; close() needs it
+            self.conn.close()
+            return
         self.conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""), headers=headers)
-        self.sock = self.conn.sock  # getresponse() may forget it; close() needs it
         resp = self.conn.getresponse()
         self.status = resp.status
         if self.status != 200:
@@ -134,13 +151,18 @@ class WebSocket(Subscriber):
         # websocket-client sends an Origin of its own (the URL's host) unless told one
         headers = [f"{k}: {v}" for k, v in self.headers.items() if k != "Origin"]
         try:
-            self.ws = websocket.create_connection(url, header=headers, timeout=120,
-                                                  origin=self.origin)
+            ws = websocket.create_connection(url, header=headers, timeout=120,
+                                             origin=self.origin)
         except websocket.WebSocketBadStatusException as e:  # refused: 401/403
             self.status = e.status_code
             body = getattr(e, "resp_body", None)
             self.error_body = body.decode() if body else ""
             return
+        with self.lock:  # as _register: a close() that came first ends it here
+            if self.stopping:
+                ws.close()
+                return
+            self.ws = ws
         self.status = 101
         self.ready.set()
         while True:
@@ -168,9 +190,12 @@ class LongPoll(Subscriber):
         self.ready.set()
         while not self.stopping:
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn.connect()
+            if not self._register(conn.sock):
+                conn.close()
+                return
             conn.request("GET", target, headers=dict(self.headers, **{
                 "If-Modified-Since": modified, "If-None-Match": etag}))
-            self.sock = conn.sock
             r = conn.getresponse()
             body = r.read().decode()
             conn.close()
