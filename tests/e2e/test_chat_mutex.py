@@ -35,6 +35,7 @@ class HostMutex:
     """A chat's mutex as the workers take it: a record lock on byte <id> of the file."""
 
     def __init__(self, path):
+        self.path = path
         self.fd = os.open(path, os.O_RDWR)
 
     def take(self, chat_id):

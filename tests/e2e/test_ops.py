@@ -511,10 +511,12 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
             post, out = in_background(lambda: requests.post(
                 f"{base}/api/chats/{chat_id}/messages", headers=auth, timeout=30,
                 json={"content": "sent before the stop"}))
-            post.join(0.5)
+            # The stop must find the post in a worker: until one waits for the
+            # chat's lock, both are idle and both would end at once.
+            assert wait_for(lambda: waits_for_lock(held.path, chat_id, workers) or not post.is_alive(), 30)
             assert post.is_alive(), f"the post did not wait for its chat: {out}"
             os.kill(pool, signal.SIGTERM)
-            assert wait_for(lambda: len(alive()) == 1, 5), f"workers left: {alive()} of {workers}"
+            assert wait_for(lambda: len(alive()) == 1, 30), f"workers left: {alive()} of {workers}"
             time.sleep(0.3)
             assert len(alive()) == 1 and post.is_alive(), "the busy worker did not wait for its request"
         finally:
@@ -523,7 +525,7 @@ def test_stopping_the_pool_lets_a_busy_worker_finish_its_request(repo_root):
         post.join(30)
         assert out and out[0].status_code == 201, out and out[0].text
         assert out[0].json()["content"] == "sent before the stop"
-        assert wait_for(lambda: not alive(), 5), f"the busy worker did not stop after its request: {alive()}"
+        assert wait_for(lambda: not alive(), 30), f"the busy worker did not stop after its request: {alive()}"
         # Idle or busy, each closed its MariaDB connection on the way out: an
         # idle one that just exited left MariaDB an aborted connection to log.
         time.sleep(0.5)
@@ -655,6 +657,21 @@ def test_connections_killed_under_posts_a_503_says_whether_it_may_have_been_done
         sub.close()
     assert pool_pids() == workers
     assert wait_for(lambda: health_ok(api), 10)
+
+
+def waits_for_lock(path, offset, pids):
+    """Does one of pids wait for the record lock on byte offset of path? (a
+    blocked request is a "->" line of /proc/locks: id, ->, POSIX, ADVISORY,
+    WRITE, pid, major:minor:inode, start, end)"""
+    st = os.stat(path)
+    file = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as f:
+        for line in f:
+            fields = line.split()
+            if (len(fields) >= 9 and fields[1] == "->" and int(fields[5]) in pids
+                    and fields[6] == file and fields[7] == str(offset)):
+                return True
+    return False
 
 
 @contextlib.contextmanager
