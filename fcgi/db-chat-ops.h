@@ -2,9 +2,9 @@
  * db-chat-ops.h - what the chat endpoints do to the database (contract 6.1,
  * 6.3): list, view, create, post, close, transfer. Each write runs inside the
  * caller's cb_db_tx (but for a post without an Idempotency-Key: one INSERT
- * in autocommit, after its checks), takes its locks in the engine's order (db-assign.h:
- * departments ascending, then the chat's mutex, then chat rows), gathers its
- * events in ev, and ends with the drains rule 6.2.5 asks for. A broken rule
+ * in autocommit, after its checks), takes its locks in the engine's order
+ * (db-assign.h: departments ascending, then the chat's mutex, then chat
+ * rows), gathers its events in ev, and ends with the drains rule 6.2.5 asks for. A broken rule
  * records its error in e and returns CB_ERR_REPLY, and the caller's rollback
  * makes sure nothing changed.
  */

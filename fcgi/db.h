@@ -73,9 +73,10 @@ int cb_db_tx(struct cb_db *db, cb_db_tx_cb fn, void *arg);
 /*
  * Whether a statement may change what a cache holds (cache.h): every write
  * but those to what no cache reads (messages, new sessions, idempotency keys,
- * last_seen_at, login attempts and limits, expired sessions). Unknown writes count as changes, so a new statement can only
- * make caching more cautious. After a successful one, the state generation
- * is bumped at once, or at COMMIT inside a transaction.
+ * last_seen_at, login attempts and limits, expired sessions). Unknown writes
+ * count as changes, so a new statement can only make caching more cautious.
+ * After a successful one, the state generation is bumped at once, or at
+ * COMMIT inside a transaction.
  */
 int cb_db_sql_changes_state(const char *sql);
 

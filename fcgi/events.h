@@ -25,8 +25,9 @@ struct cb_events {
 
 /*
  * Appends an event; takes data. chat_id 0 is sent as null. It goes to the
- * channels "<kinds[i]>/<ids[i]>" for each i < nchannels; ids <= 0 are skipped and
- * duplicates dropped, so callers can pass "the previous agent" blindly.
+ * channels "<kinds[i]>/<ids[i]>" for each i < nchannels; ids <= 0 are
+ * skipped and duplicates dropped, so callers can pass "the previous agent"
+ * blindly.
  */
 void cb_events_add(struct cb_events *ev, const char *type, long long chat_id, json_object *data,
     const char *const *kinds, const long long *ids, size_t nchannels);

@@ -292,11 +292,10 @@ request(const char *method, const char *path, const char *body, long *status, ch
 	    answer ? "Accept: application/json\r\n" : "", body_len);
 	int rc = CB_ERR;
 
+	if (answer != NULL && answer_cap > 0)
+		answer[0] = '\0';
 	for (int attempt = 0; attempt < 2 && rc != CB_OK; attempt++) {
 		struct reader r = {.body = answer, .body_cap = answer_cap};
-
-		if (answer != NULL && answer_cap > 0)
-			answer[0] = '\0';
 		int reused = conn >= 0, keep = 0;
 
 		if (!reused && dial() != CB_OK)
