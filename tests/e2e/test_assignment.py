@@ -305,6 +305,29 @@ def test_transfer_to_a_named_agent(w):
     assert w.get_chat(chat["id"])["transfers"][0]["to_agent_id"] == loaded["id"]
 
 
+def test_a_null_agent_id_is_no_agent_id(w):
+    """README 11: "agent_id": null on a transfer is read as agent_id left out: the target
+    department's least-loaded agent gets the chat, and within the department it is 422
+    department_id, not agent_id."""
+    src, dst = w.department(), w.department()
+    a = w.agent(src["id"], presence="available")
+    loaded = w.agent(dst["id"], presence="available")
+    least = w.agent(dst["id"], presence="available")
+    w.chat(w.customer(), department_id=dst["id"])  # loaded (lower id) 1, least 0
+    chat = w.chat(w.customer(), department_id=src["id"])
+    assert chat["agent_id"] == a["id"]
+    before = snapshot(w, chat["id"], a, loaded, least)
+    r = w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"],
+                   json={"department_id": src["id"], "agent_id": None})
+    assert_error(r, 422, "validation_error", "department_id")
+    assert snapshot(w, chat["id"], a, loaded, least) == before
+    r = ok(w.api.post(f"/api/chats/{chat['id']}/transfer", token=a["token"],
+                      json={"department_id": dst["id"], "agent_id": None, "reason": None}))
+    assert r["agent_id"] == least["id"]
+    (t,) = w.get_chat(chat["id"])["transfers"]
+    assert (t["to_agent_id"], t["reason"]) == (least["id"], None)
+
+
 def test_transfer_within_the_department_needs_an_agent(w):
     dept = w.department()
     a = w.agent(dept["id"], presence="available")
