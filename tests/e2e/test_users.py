@@ -762,6 +762,12 @@ def test_heartbeat_refreshes_last_seen(directory):
     assert api.post(f"/api/users/{agent['id']}/heartbeat/", token=directory.admin).status_code == 204
     second = parse_time(directory.get_user(agent["id"])["last_seen_at"])
     assert second > first
+    # a deactivated (or unknown) user's heartbeat is 404 and refreshes nothing (README 11)
+    assert api.delete(f"/api/users/{agent['id']}", token=directory.admin).status_code == 204
+    time.sleep(0.05)
+    for target in (agent["id"], 999999999):
+        assert_error(api.post(f"/api/users/{target}/heartbeat", token=directory.admin), 404, "not_found")
+    assert parse_time(directory.get_user(agent["id"])["last_seen_at"]) == second
 
 
 def test_a_token_sent_where_none_is_needed_still_counts_as_the_agent_seen(directory):
