@@ -139,3 +139,33 @@ def test_other_pages_and_other_requests_get_no_cors(listed, w):
     r = preflight(w.api, "/api/nothing/here", SHOP)
     assert_error(r, 404, "not_found")
     assert chat_count(w) == before
+
+
+def test_a_listed_pages_subscription_refusals_carry_one_allow_origin(listed, w, api):
+    """A subscription URL's CORS headers are Nchan's, which names any Origin.
+    The workers added their own to what /_auth answered for a listed page, so
+    its 401, 403 and 409 carried Access-Control-Allow-Origin twice, which a
+    browser refuses ("contains multiple values ... but only one is allowed"):
+    a long-poll page saw a network error instead of the status, and Chromium's
+    console reported a CORS fault for an EventSource's 409. The 400 for a
+    malformed message id (/_bad_msgid, which Nchan never sees) had the workers'
+    header only, so an unlisted page could not read it."""
+    customer = w.customer()
+    chat = ok(api.post("/api/chats/", token=customer["token"], json={}), 201)
+    dept = w.department()   # its channel keeps nothing yet: a resume there is the 409
+    cases = [(f"/ws/chat/{chat['id']}?token=nonsense", {}, 401, "unauthorized"),
+             (f"/ws/chat/{chat['id']}?token={w.customer()['token']}", {}, 403, "forbidden"),
+             (f"/ws/department/{dept['id']}?token={w.admin}",
+              {"Accept": "text/event-stream", "Last-Event-ID": "1:0"}, 409, "conflict"),
+             (f"/ws/chat/{chat['id']}?token={customer['token']}&last_event_id=zz", {}, 400,
+              "bad_request")]
+    for origin in (SHOP, OTHER):
+        for path, headers, status, code in cases:
+            r = api.get(path, headers=dict(headers, Origin=origin))
+            assert_error(r, status, code)
+            assert r.raw.headers.getlist("Access-Control-Allow-Origin") == [origin], (
+                path, r.raw.headers.items())
+    # Without an Origin (not a page) nothing names one.
+    r = api.get(cases[0][0])
+    assert_error(r, 401, "unauthorized")
+    assert "Access-Control-Allow-Origin" not in r.headers

@@ -583,6 +583,25 @@ def test_a_resume_on_a_channel_that_keeps_nothing_is_a_409_and_nginx_stays_up(ba
         again.close()
 
 
+def test_a_long_poll_answer_is_not_kept_by_a_browser_cache(base_url, org):
+    """Nchan's long-poll answer carries Last-Modified and Etag, and had no
+    Cache-Control: Chromium kept it and, on the page's next plain GET of the
+    same URL (a new subscriber, no id), sent If-Modified-Since and
+    If-None-Match from its cache on its own, so the new subscriber resumed
+    from the cached event, and after a reload of nginx or 10 quiet minutes got
+    a 409 it could do nothing about (it had sent no id). The answer says
+    no-store."""
+    customer = org.customer()
+    chat = org.chat(customer, org.department())   # no agent: chat.waiting is kept
+    r = requests.get(f"{base_url}/ws/chat/{chat['id']}", params={"token": customer["token"]},
+                     headers={"If-Modified-Since": "Thu, 01 Jan 1970 00:00:01 GMT",
+                              "If-None-Match": "0"}, timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.json()["chat_id"] == chat["id"]
+    assert r.headers.get("Last-Modified") and r.headers.get("Etag") is not None, r.headers
+    assert [v.strip() for v in r.headers.get("Cache-Control", "").split(",")] == ["no-store"], r.headers
+
+
 def test_agent_transferred_off_a_chat_stops_receiving_it(base_url, org, api):
     dept_a, dept_b = org.department(), org.department()
     a1, b1 = org.agent(dept_a), org.agent(dept_b)
