@@ -9,6 +9,12 @@
  *
  * Answers 204 (allowed; the two others: 400), 401 (no or bad token) or 403
  * (not allowed).
+ *
+ * GET /_resume_from and GET /_auth_resume: the same two questions for a
+ * subscription that resumes from Last-Event-ID or ?last_event_id= (an
+ * EventSource reconnecting, above all), which nginx sends through its own
+ * location (/_resume): first which message id Nchan is to resume from, then
+ * the token and the channel.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +153,32 @@ channel_exists(struct cb_request *req, enum channel kind, long long id, int *exi
 }
 
 /*
+ * The subscription's channel: the one nginx matched (CAREBOT_CHANNEL,
+ * "chat/7") when its config passes it, as the URI itself may be spelt in
+ * ways nginx normalizes (/ws/chat/%37, /ws//chat/7) and this parser does
+ * not. channel, unless NULL, gets its Nchan id.
+ */
+static int
+subscriber_channel(
+    struct cb_request *req, enum channel *kind, long long *id, char *channel, size_t channel_len)
+{
+	static const char *const kind_names[] = {
+	    [CH_CHAT] = "chat", [CH_AGENT] = "agent", [CH_DEPARTMENT] = "department"};
+	const char *matched = FCGX_GetParam("CAREBOT_CHANNEL", req->fcgx->envp);
+	char buf[256];
+	int rc;
+
+	if (matched != NULL && *matched != '\0' &&
+	    snprintf(buf, sizeof buf, "/ws/%s", matched) < (int)sizeof buf)
+		rc = parse_channel(buf, kind, id);
+	else
+		rc = parse_channel(FCGX_GetParam("CAREBOT_AUTH_URI", req->fcgx->envp), kind, id);
+	if (rc == CB_OK && channel != NULL)
+		snprintf(channel, channel_len, "%s/%lld", kind_names[*kind], *id);
+	return rc;
+}
+
+/*
  * The subscriber's token and its right to the channel, in that order: 403
  * for no such channel, 401 for no token or a dead one, 403 when not
  * allowed. CB_OK with nothing sent when the subscription may go ahead;
@@ -155,26 +187,13 @@ channel_exists(struct cb_request *req, enum channel kind, long long id, int *exi
 static int
 check_subscriber(struct cb_request *req, char *channel, size_t channel_len)
 {
-	static const char *const kind_names[] = {
-	    [CH_CHAT] = "chat", [CH_AGENT] = "agent", [CH_DEPARTMENT] = "department"};
 	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", req->fcgx->envp);
-	const char *matched = FCGX_GetParam("CAREBOT_CHANNEL", req->fcgx->envp);
 	char buf[256];
 	enum channel kind;
 	long long id;
 	int allowed = 0, from_cookie, rc;
 
-	/*
-	 * The channel nginx matched ("chat/7"), when its config passes it: the
-	 * URI itself may be spelt in ways nginx normalizes (/ws/chat/%37,
-	 * /ws//chat/7) and this parser does not.
-	 */
-	if (matched != NULL && *matched != '\0' &&
-	    snprintf(buf, sizeof buf, "/ws/%s", matched) < (int)sizeof buf)
-		rc = parse_channel(buf, &kind, &id);
-	else
-		rc = parse_channel(uri, &kind, &id);
-	if (rc != CB_OK)
+	if (subscriber_channel(req, &kind, &id, channel, channel_len) != CB_OK)
 		return cb_fail(req, 403, "forbidden", NULL, "no such channel");
 	const char *token =
 	    subscriber_token(req, uri != NULL ? uri : "", buf, sizeof buf, &from_cookie);
@@ -211,11 +230,7 @@ check_subscriber(struct cb_request *req, char *channel, size_t channel_len)
 	if (allowed && kind != CH_CHAT && req->user.role == CB_ROLE_ADMIN &&
 	    (rc = channel_exists(req, kind, id, &allowed)) != CB_OK)
 		return rc;
-	if (!allowed)
-		return cb_forbidden(req);
-	if (channel != NULL)
-		snprintf(channel, channel_len, "%s/%lld", kind_names[kind], id);
-	return CB_OK;
+	return allowed ? CB_OK : cb_forbidden(req);
 }
 
 /*
@@ -263,6 +278,58 @@ authorize(struct cb_request *req)
 }
 
 /*
+ * GET /_resume_from: nginx's question (auth_request) before a subscription
+ * that resumes from Last-Event-ID or ?last_event_id= and sends neither
+ * If-Modified-Since nor If-None-Match (nginx/carebot.conf.in,
+ * $cb_event_id_resume). Always 204: with the message id Nchan is to resume
+ * from in X-Carebot-Resume-From, or without one when the channel keeps
+ * nothing to resume from (cb_publish_resumable), and then Nchan takes the
+ * subscription as a new one instead of aborting. Within the 10 minutes
+ * Nchan keeps events the subscriber loses nothing by it: none was published
+ * on the channel in that time, or none since nginx started. A browser's
+ * EventSource, whose own reconnects send Last-Event-ID, cannot act on the
+ * 409 /_auth gives: it stops for good on any status but 200. The token is
+ * checked next, by /_auth_resume, whose refusals Nchan passes on as /_auth's.
+ */
+static int
+resume_from(struct cb_request *req)
+{
+	char **envp = req->fcgx->envp;
+	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", envp);
+	const char *id = FCGX_GetParam("HTTP_LAST_EVENT_ID", envp);
+	char arg[128], channel[64];
+	enum channel kind;
+	long long channel_id, newest_s;
+	long messages;
+
+	if ((id == NULL || *id == '\0') && uri != NULL)
+		id = uri_query(uri, "last_event_id", arg, sizeof arg);
+	/* nginx passes ids of Nchan's form only ($cb_bad_msgid); this keeps the header clean. */
+	if (id != NULL && *id != '\0' && strspn(id, "0123456789:") == strlen(id) &&
+	    subscriber_channel(req, &kind, &channel_id, channel, sizeof channel) == CB_OK &&
+	    (cb_publish_channel_info(channel, &messages, &newest_s) != CB_OK ||
+	        cb_publish_resumable(messages, newest_s, time(NULL))))
+		cb_reply_header(req, "X-Carebot-Resume-From: %s", id);
+	cb_reply_empty(req, 204);
+	return CB_OK;
+}
+
+/*
+ * GET /_auth_resume: Nchan's question for a subscription whose message id
+ * /_resume_from has just vetted (the newest kept event outlives the margin,
+ * or there is no id left): the token and the channel only.
+ */
+static int
+authorize_vetted(struct cb_request *req)
+{
+	int rc = check_subscriber(req, NULL, 0);
+
+	if (rc == CB_OK)
+		cb_reply_empty(req, 204);
+	return rc;
+}
+
+/*
  * GET /_bad_msgid: a subscription whose message id to resume from nginx
  * found malformed (nginx/carebot.conf.in, $cb_bad_msgid). Nchan would
  * answer a plain-text 400 before the token is looked at; here the token
@@ -301,6 +368,8 @@ bad_handshake(struct cb_request *req)
 
 const struct cb_route cb_api_internal_routes[] = {
     {"GET", "/_auth", CB_ROLE_ANON, 0, authorize},
+    {"GET", "/_resume_from", CB_ROLE_ANON, 0, resume_from},
+    {"GET", "/_auth_resume", CB_ROLE_ANON, 0, authorize_vetted},
     {"GET", "/_bad_msgid", CB_ROLE_ANON, 0, bad_message_id},
     {"GET", "/_bad_handshake", CB_ROLE_ANON, 0, bad_handshake},
     {NULL, NULL, 0, 0, NULL},

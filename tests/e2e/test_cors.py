@@ -152,11 +152,14 @@ def test_a_listed_pages_subscription_refusals_carry_one_allow_origin(listed, w, 
     header only, so an unlisted page could not read it."""
     customer = w.customer()
     chat = ok(api.post("/api/chats/", token=customer["token"], json={}), 201)
-    dept = w.department()   # its channel keeps nothing yet: a resume there is the 409
+    dept = w.department()   # its channel keeps nothing yet: a long-poll's resume there is the 409
+    stranger = w.customer()["token"]
+    resume = {"Accept": "text/event-stream", "Last-Event-ID": "1:0"}   # through /_resume
     cases = [(f"/ws/chat/{chat['id']}?token=nonsense", {}, 401, "unauthorized"),
-             (f"/ws/chat/{chat['id']}?token={w.customer()['token']}", {}, 403, "forbidden"),
-             (f"/ws/department/{dept['id']}?token={w.admin}",
-              {"Accept": "text/event-stream", "Last-Event-ID": "1:0"}, 409, "conflict"),
+             (f"/ws/chat/{chat['id']}?token={stranger}", {}, 403, "forbidden"),
+             (f"/ws/chat/{chat['id']}?token=nonsense", resume, 401, "unauthorized"),
+             (f"/ws/chat/{chat['id']}?token={stranger}", resume, 403, "forbidden"),
+             (f"/ws/department/{dept['id']}?token={w.admin}", {"If-None-Match": "1:0"}, 409, "conflict"),
              (f"/ws/chat/{chat['id']}?token={customer['token']}&last_event_id=zz", {}, 400,
               "bad_request")]
     for origin in (SHOP, OTHER):

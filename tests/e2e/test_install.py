@@ -235,3 +235,9 @@ def test_installed_nginx_config_authorizes_and_delivers_subscriptions(example_ng
     finally:
         sub.close()
     assert got == [event]
+    # A reconnecting EventSource goes through the example's /_resume location and gets it again.
+    again = rt.EventSource(base, channel, token=admin_token, last_event_id="1:0").start()
+    try:
+        assert again.wait_for(lambda evs: len(evs) >= 1, timeout=5) == [event]
+    finally:
+        again.close()

@@ -547,35 +547,56 @@ def test_a_malformed_message_id_is_a_json_400_after_the_token(bad, base_url, org
         again.close()
 
 
-def test_a_resume_on_a_channel_that_keeps_nothing_is_a_409_and_nginx_stays_up(base_url, org, admin_token,
-                                                                             state_dir):
+def test_a_resume_on_a_channel_that_keeps_nothing_is_new_or_409_and_nginx_stays_up(base_url, org,
+                                                                                    admin_token, state_dir):
     """Nchan 1.3.6 aborted nginx's worker, and with it every subscription of the
     instance, at the second subscriber that resumed from a message id on a
     channel that keeps no event (slact/nchan #534): a new department, or any
-    channel quiet for 10 minutes. Such a resume is now a JSON 409 conflict, in
-    each form Nchan reads an id from, as often as it is asked; a long-poll at
-    time 0 asks for none and is held; once the channel keeps an event, the same
-    resume is taken and gets it."""
+    channel quiet for 10 minutes. A resume from Last-Event-ID or ?last_event_id=
+    (an EventSource reconnecting by itself, which stops for good on anything
+    but a 200) is now taken as a new subscription; a long-poll's, from
+    If-Modified-Since or If-None-Match, is a JSON 409 conflict. As often as it
+    is asked, in each form; a long-poll at time 0 asks for none and is held;
+    the new subscriptions get what is published next; once the channel keeps an
+    event, a resume is taken as one and gets it (README 6, "Resume")."""
     log = pathlib.Path(state_dir, "log", "nginx-error.log")
     start = log.stat().st_size
     dept = org.department()
     url = f"{base_url}/ws/department/{dept['id']}"
-    forms = [({"Accept": "text/event-stream", "Last-Event-ID": "1:0"}, {}),
+    taken = [({"Accept": "text/event-stream", "Last-Event-ID": "1:0"}, {}),
              ({"Accept": "text/event-stream"}, {"last_event_id": f"{int(time.time())}:0"}),
-             ({"If-Modified-Since": "Thu, 01 Jan 1970 00:00:01 GMT", "If-None-Match": "0"}, {}),
-             ({"If-None-Match": "1:0"}, {})]
+             ({"Accept": "text/event-stream"}, {"last_event_id": f"{int(time.time()) + 3600}:0"})]
+    refused = [({"If-Modified-Since": "Thu, 01 Jan 1970 00:00:01 GMT", "If-None-Match": "0"}, {}),
+               ({"If-None-Match": "1:0"}, {})]
     for _ in range(3):
-        for headers, query in forms:
+        for headers, query in taken:
+            with requests.get(url, params={"token": admin_token, **query}, headers=headers,
+                              timeout=5, stream=True) as r:
+                assert r.status_code == 200, (headers, query, r.status_code, r.text)
+                assert r.headers["Content-Type"].startswith("text/event-stream"), r.headers
+        for headers, query in refused:
             r = requests.get(url, params={"token": admin_token, **query}, headers=headers, timeout=5)
             assert r.status_code == 409, (headers, query, r.status_code, r.text)
             assert r.json()["error"]["code"] == "conflict", r.text
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.get(url, params={"token": admin_token}, timeout=1.5,
                      headers={"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT", "If-None-Match": "0"})
-    with open(log, "rb") as f:
-        f.seek(start)
-        assert b"exited on signal" not in f.read()
-    org.agent(dept)  # available: an agent.status on the department's channel
+    es = rt.EventSource(base_url, f"department/{dept['id']}", token=admin_token, last_event_id="1:0").start()
+    ws = rt.WebSocket(base_url, f"department/{dept['id']}", token=admin_token)
+    ws.url += "&last_event_id=1%3A0"
+    ws.start()
+    try:
+        assert (es.status, ws.status) == (200, 101), (es.status, es.error_body, ws.status, ws.error_body)
+        with open(log, "rb") as f:
+            f.seek(start)
+            assert b"exited on signal" not in f.read()
+        org.agent(dept)  # available: an agent.status on the department's channel
+        for sub in (es, ws):
+            events = sub.wait_for(lambda evs: any(e["type"] == "agent.status" for e in evs))
+            assert {e["type"] for e in events} == {"agent.status"}, events
+    finally:
+        es.close()
+        ws.close()
     again = rt.EventSource(base_url, f"department/{dept['id']}", token=admin_token, last_event_id="1:0").start()
     try:
         assert again.wait_for(lambda evs: any(e["type"] == "agent.status" for e in evs))
