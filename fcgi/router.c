@@ -174,11 +174,14 @@ cb_router_cors(struct cb_request *req)
 {
 	const char *origin;
 
-	/* A subscription's answers (/_auth, /_bad_msgid, /_bad_handshake) get the
-	 * CORS headers of the subscription URLs from nginx: Nchan adds its own to
-	 * what /_auth answers, so a second Access-Control-Allow-Origin here made a
-	 * browser refuse every refusal (401, 403, 409) a listed page received, as
-	 * a CORS error instead of the status. */
+	/*
+	 * The answers about a subscription (/_auth, /_bad_msgid and the other
+	 * paths of api-internal.c) get the subscription URLs' CORS headers from
+	 * nginx: Nchan adds its own to what /_auth answers, so a second
+	 * Access-Control-Allow-Origin here made a browser refuse every refusal
+	 * (401, 403, 409) a listed page received, as a CORS error instead of the
+	 * status.
+	 */
 	if (req->path != NULL && strncmp(req->path, "/_", 2) == 0)
 		return;
 	origin = listed_origin(req);
