@@ -234,12 +234,28 @@ check_subscriber(struct cb_request *req, char *channel, size_t channel_len)
 }
 
 /*
+ * Whether Nchan keeps an event on the channel to resume from, one that
+ * outlives the margin (cb_publish_resumable). When the publisher cannot say
+ * (out of reach, or this worker backing off after a failed publish), no: the
+ * nginx that serves the subscription, Nchan with it, is up all the same, and
+ * a resume it takes on a channel that keeps nothing aborts its worker.
+ */
+static int
+resume_kept(const char *channel)
+{
+	long messages;
+	long long newest_s;
+
+	return cb_publish_channel_info(channel, &messages, &newest_s) == CB_OK &&
+	    cb_publish_resumable(messages, newest_s, time(NULL));
+}
+
+/*
  * A subscription that resumes from a message id on a channel for which
  * Nchan keeps nothing would abort nginx's worker, and with it every
- * subscription of the instance (cb_publish_resumable). It is refused with
- * 409 instead: whatever the subscriber missed is older than Nchan keeps, so
- * only the history can tell it. When the publisher cannot say, Nchan is
- * down and the subscription goes on to fail there.
+ * subscription of the instance (resume_kept). It is refused with 409
+ * instead: whatever the subscriber missed is older than Nchan keeps, so only
+ * the history can tell it.
  */
 static int
 check_resume(struct cb_request *req, const char *channel)
@@ -247,16 +263,12 @@ check_resume(struct cb_request *req, const char *channel)
 	char **envp = req->fcgx->envp;
 	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", envp);
 	char arg[128];
-	long messages;
-	long long newest_s;
 
 	if (!cb_publish_resume_asked(FCGX_GetParam("HTTP_IF_MODIFIED_SINCE", envp),
 	        FCGX_GetParam("HTTP_IF_NONE_MATCH", envp),
 	        FCGX_GetParam("HTTP_LAST_EVENT_ID", envp),
-	        uri != NULL ? uri_query(uri, "last_event_id", arg, sizeof arg) : NULL))
-		return CB_OK;
-	if (cb_publish_channel_info(channel, &messages, &newest_s) != CB_OK ||
-	    cb_publish_resumable(messages, newest_s, time(NULL)))
+	        uri != NULL ? uri_query(uri, "last_event_id", arg, sizeof arg) : NULL) ||
+	    resume_kept(channel))
 		return CB_OK;
 	return cb_fail(req, 409, "conflict", NULL,
 	    "nothing is kept on this channel to resume from (events are kept 10 minutes): "
@@ -283,7 +295,7 @@ authorize(struct cb_request *req)
  * If-Modified-Since nor If-None-Match (nginx/carebot.conf.in,
  * $cb_event_id_resume). Always 204: with the message id Nchan is to resume
  * from in X-Carebot-Resume-From, or without one when the channel keeps
- * nothing to resume from (cb_publish_resumable), and then Nchan takes the
+ * nothing to resume from (resume_kept), and then Nchan takes the
  * subscription as a new one instead of aborting. Within the 10 minutes
  * Nchan keeps events the subscriber loses nothing by it: none was published
  * on the channel in that time, or none since nginx started. A browser's
@@ -299,16 +311,14 @@ resume_from(struct cb_request *req)
 	const char *id = FCGX_GetParam("HTTP_LAST_EVENT_ID", envp);
 	char arg[128], channel[64];
 	enum channel kind;
-	long long channel_id, newest_s;
-	long messages;
+	long long channel_id;
 
 	if ((id == NULL || *id == '\0') && uri != NULL)
 		id = uri_query(uri, "last_event_id", arg, sizeof arg);
 	/* nginx passes ids of Nchan's form only ($cb_bad_msgid); this keeps the header clean. */
 	if (id != NULL && *id != '\0' && strspn(id, "0123456789:") == strlen(id) &&
 	    subscriber_channel(req, &kind, &channel_id, channel, sizeof channel) == CB_OK &&
-	    (cb_publish_channel_info(channel, &messages, &newest_s) != CB_OK ||
-	        cb_publish_resumable(messages, newest_s, time(NULL))))
+	    resume_kept(channel))
 		cb_reply_header(req, "X-Carebot-Resume-From: %s", id);
 	cb_reply_empty(req, 204);
 	return CB_OK;

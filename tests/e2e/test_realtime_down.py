@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 import requests
@@ -62,3 +63,41 @@ def test_writes_succeed_and_history_has_them(deaf_instance):
     assert [m["content"] for m in history][-2:] == ["is anyone there?", "still here"]
     closed = requests.put(f"{url}/api/chats/{chat_id}/close", headers=auth, timeout=10)
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
+
+
+def test_a_resume_the_publisher_cannot_vet_never_reaches_nchan(deaf_instance):
+    """Here nginx serves subscriptions while the workers cannot reach its
+    publisher (as a worker that backs off after a failed publish cannot, for
+    2 s), so they cannot tell whether the channel keeps anything. Passed on
+    as a resume anyway, the second one aborted nginx's worker (Nchan 1.3.6
+    on a channel that keeps nothing, slact/nchan #534), ending every
+    subscription. An EventSource's resume is taken as a new subscription; a
+    long-poll's is the 409 (README 6, "Resume")."""
+    url, state, carebot = deaf_instance
+    token = subprocess.run([carebot, "admin", "--state", str(state), "token", "customer1"],
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    chat = requests.post(url + "/api/chats/", json={}, headers=auth, timeout=10)
+    assert chat.status_code == 201, chat.text
+    sub = f"{url}/ws/chat/{chat.json()['id']}"
+    log = state / "log" / "nginx-error.log"
+    start = log.stat().st_size
+    held = []
+    try:
+        for _ in range(3):
+            for headers, query in [({"Last-Event-ID": "1:0"}, {}), ({}, {"last_event_id": "1:0"})]:
+                r = requests.get(sub, params={"token": token, **query}, timeout=5, stream=True,
+                                 headers={"Accept": "text/event-stream", **headers})
+                held.append(r)
+                assert r.status_code == 200, (headers, query, r.status_code, r.text)
+        time.sleep(0.5)
+        with open(log, "rb") as f:
+            f.seek(start)
+            assert b"exited on signal" not in f.read()
+        for _ in range(3):
+            r = requests.get(sub, params={"token": token}, headers={"If-None-Match": "1:0"}, timeout=5)
+            assert r.status_code == 409, (r.status_code, r.text)
+            assert r.json()["error"]["code"] == "conflict", r.text
+    finally:
+        for r in held:
+            r.close()
