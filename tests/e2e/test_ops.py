@@ -569,6 +569,19 @@ def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_it
         assert wait_for(lambda: not [pid for pid in workers if os.path.exists(f"/proc/{pid}")], 5)
         for transport in rt.TRANSPORTS.values():
             refused(transport, 10)
+        # A resume from an event id goes through /_resume, whose auth_request
+        # gets nginx's own 503: JSON, with the CORS headers of Nchan's refusals
+        # (as /_auth's 503 has them), so a page on another site can read it.
+        for headers, query in [({"Last-Event-ID": "1:0", "Accept": "text/event-stream"}, {}),
+                               ({}, {"last_event_id": "1:0"})]:
+            for origin in ("https://elsewhere.example", None):
+                r = requests.get(f"{base}/ws/department/1", params={"token": token, **query}, timeout=15,
+                                 headers={**headers, **({"Origin": origin} if origin else {})})
+                assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable", r.text
+                assert r.headers.get("Access-Control-Allow-Origin") == origin, (origin, r.headers)
+                assert r.headers.get("Access-Control-Allow-Credentials") == ("true" if origin else None)
+        health = requests.get(base + "/api/health", headers={"Origin": "https://elsewhere.example"}, timeout=10)
+        assert "Access-Control-Allow-Origin" not in health.headers, health.headers
         # health still speaks health's fields (contract 8), as far as nginx knows them
         for path in ("/api/health", "/api/health/"):
             health = requests.get(base + path, timeout=10)
