@@ -234,20 +234,30 @@ check_subscriber(struct cb_request *req, char *channel, size_t channel_len)
 }
 
 /*
+ * The longest between /_resume_from's answer and Nchan's subscribing, which
+ * waits for /_auth_resume: the checker server's fastcgi_connect_timeout (5 s)
+ * and fastcgi_read_timeout (10 s) in nginx/carebot.conf.in; past them the
+ * subscription is a 503 and never reaches Nchan. The newest kept event must
+ * outlive that too.
+ */
+#define RESUME_TOKEN_CHECK_S 15
+
+/*
  * Whether Nchan keeps an event on the channel to resume from, one that
- * outlives the margin (cb_publish_resumable). When the publisher cannot say
- * (out of reach, or this worker backing off after a failed publish), no: the
- * nginx that serves the subscription, Nchan with it, is up all the same, and
- * a resume it takes on a channel that keeps nothing aborts its worker.
+ * outlives the margin (cb_publish_resumable) and the hold_s seconds before
+ * Nchan subscribes. When the publisher cannot say (out of reach, or this
+ * worker backing off after a failed publish), no: the nginx that serves the
+ * subscription, Nchan with it, is up all the same, and a resume it takes on
+ * a channel that keeps nothing aborts its worker.
  */
 static int
-resume_kept(const char *channel)
+resume_kept(const char *channel, int hold_s)
 {
 	long messages;
 	long long newest_s;
 
 	return cb_publish_channel_info(channel, &messages, &newest_s) == CB_OK &&
-	    cb_publish_resumable(messages, newest_s, time(NULL));
+	    cb_publish_resumable(messages, newest_s, (long long)time(NULL) + hold_s);
 }
 
 /*
@@ -268,7 +278,7 @@ check_resume(struct cb_request *req, const char *channel)
 	        FCGX_GetParam("HTTP_IF_NONE_MATCH", envp),
 	        FCGX_GetParam("HTTP_LAST_EVENT_ID", envp),
 	        uri != NULL ? uri_query(uri, "last_event_id", arg, sizeof arg) : NULL) ||
-	    resume_kept(channel))
+	    resume_kept(channel, 0))
 		return CB_OK;
 	return cb_fail(req, 409, "conflict", NULL,
 	    "nothing is kept on this channel to resume from (events are kept 10 minutes): "
@@ -318,7 +328,7 @@ resume_from(struct cb_request *req)
 	/* nginx passes ids of Nchan's form only ($cb_bad_msgid); this keeps the header clean. */
 	if (id != NULL && *id != '\0' && strspn(id, "0123456789:") == strlen(id) &&
 	    subscriber_channel(req, &kind, &channel_id, channel, sizeof channel) == CB_OK &&
-	    resume_kept(channel))
+	    resume_kept(channel, RESUME_TOKEN_CHECK_S))
 		cb_reply_header(req, "X-Carebot-Resume-From: %s", id);
 	cb_reply_empty(req, 204);
 	return CB_OK;
