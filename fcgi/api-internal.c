@@ -7,8 +7,9 @@
  * URI in CAREBOT_AUTH_URI and the channel its location matched in
  * CAREBOT_CHANNEL ("chat/7"); no public path maps to them.
  *
- * Answers 204 (allowed; the two others: 400), 401 (no or bad token) or 403
- * (not allowed).
+ * Answers 204 (allowed; /_bad_msgid and /_bad_handshake: 400), 401 (no or
+ * bad token), 403 (not allowed) or, for /_auth, 409 (a resume with nothing
+ * kept to resume from).
  *
  * GET /_resume_from and GET /_auth_resume: the same two questions for a
  * subscription that resumes from Last-Event-ID or ?last_event_id= (an
@@ -308,7 +309,8 @@ authorize(struct cb_request *req)
  * nothing to resume from (resume_kept), and then Nchan takes the
  * subscription as a new one instead of aborting. Within the 10 minutes
  * Nchan keeps events the subscriber loses nothing by it: none was published
- * on the channel in that time, or none since nginx started. A browser's
+ * on the channel in that time, or none since nginx started (unless the
+ * publisher could not say; then the history has what it missed). A browser's
  * EventSource, whose own reconnects send Last-Event-ID, cannot act on the
  * 409 /_auth gives: it stops for good on any status but 200. The token is
  * checked next, by /_auth_resume, whose refusals Nchan passes on as /_auth's.
