@@ -4,9 +4,9 @@
  * caller's cb_db_tx (but for a post without an Idempotency-Key: one INSERT
  * in autocommit, after its checks), takes its locks in the engine's order
  * (db-assign.h: departments ascending, then the chat's mutex, then chat
- * rows), gathers its events in ev, and ends with the drains rule 6.2.5 asks for. A broken rule
- * records its error in e and returns CB_ERR_REPLY, and the caller's rollback
- * makes sure nothing changed.
+ * rows), gathers its events in ev, and ends with the drains rule 6.2.5
+ * asks for. A broken rule records its error in e and returns CB_ERR_REPLY,
+ * and the caller's rollback makes sure nothing changed.
  */
 #ifndef CB_DB_CHAT_OPS_H
 #define CB_DB_CHAT_OPS_H
