@@ -6,7 +6,8 @@ each of them works as installed (README 9).
 The installed carebot-admin migrates and seeds a database of its own on the
 test instance's MariaDB from the installed schema, and the installed nginx
 config, with only its host paths pointed at this instance, is served by an
-nginx of its own in front of the test instance's workers."""
+nginx of its own in front of the test instance's workers. `make distcheck`
+passes, and its tarball holds the tracked files and what autotools made."""
 
 import json
 import os
@@ -80,6 +81,41 @@ def test_make_install_puts_the_binaries_the_schema_and_the_examples(installed, r
         assert text == template, installed_as
         assert not re.search(r"@\w+@", text), installed_as
         assert named in text and conf in text, installed_as
+
+
+def test_make_distcheck_passes_and_the_tarball_holds_the_sources_only(repo_root):
+    """STYLE.md's "EXTRA_DIST so make distcheck passes": the release tarball
+    builds out of tree with warnings as errors, passes make check, installs
+    and uninstalls cleanly, and holds every tracked file and nothing a run left
+    beside them (npm ci's node_modules, Python's caches), which a tree that has
+    run the tests has."""
+    build = repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build")
+    tracked = subprocess.run(["git", "-C", str(repo_root), "ls-files"], capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout: nothing to compare the tarball with")
+    assert (repo_root / "tests" / "e2e" / "node_modules").is_dir()  # the case the check is for
+    tarballs = []
+    try:
+        done = subprocess.run(["make", "-j2", "-C", str(build), "distcheck",
+                               "DISTCHECK_CONFIGURE_FLAGS=--enable-werror"],
+                              capture_output=True, text=True, timeout=900)
+        tarballs = sorted(build.glob("carebot-*.tar.gz"))
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        assert len(tarballs) == 1, tarballs
+        listed = subprocess.run(["tar", "tzf", str(tarballs[0])], capture_output=True, text=True, check=True)
+        top = tarballs[0].name[:-len(".tar.gz")] + "/"
+        shipped = {name[len(top):] for name in listed.stdout.splitlines()
+                   if name.startswith(top) and not name.endswith("/")}
+        sources = set(tracked.stdout.splitlines()) - {".ci/run", ".gitignore"}
+        assert sorted(sources - shipped) == []
+        generated = re.compile(r"(configure|aclocal\.m4|Makefile\.in|build-aux/[\w.-]+|m4/[\w.~-]+\.m4)")
+        assert sorted(name for name in shipped - sources if not generated.fullmatch(name)) == []
+    finally:
+        for tarball in tarballs:
+            tarball.unlink()
+        for left in build.glob("carebot-*/"):  # a failed distcheck leaves its tree, read-only
+            subprocess.run(["chmod", "-R", "u+w", str(left)])
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def test_installed_config_example_has_every_key_and_parses(installed, state_dir, repo_root):
