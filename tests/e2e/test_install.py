@@ -90,9 +90,11 @@ def test_make_distcheck_passes_and_the_tarball_holds_the_sources_only(repo_root)
     beside them (npm ci's node_modules, Python's caches), which a tree that has
     run the tests has."""
     build = repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build")
-    tracked = subprocess.run(["git", "-C", str(repo_root), "ls-files"], capture_output=True, text=True)
-    if tracked.returncode != 0:
-        pytest.skip("not a git checkout: nothing to compare the tarball with")
+    top = subprocess.run(["git", "-C", str(repo_root), "rev-parse", "--show-toplevel"],
+                         capture_output=True, text=True)
+    if top.returncode != 0 or pathlib.Path(top.stdout.strip()).resolve() != repo_root.resolve():
+        pytest.skip("not a git checkout (a tarball's tree): nothing to compare the tarball with")
+    tracked = subprocess.run(["git", "-C", str(repo_root), "ls-files"], capture_output=True, text=True, check=True)
     assert (repo_root / "tests" / "e2e" / "node_modules").is_dir()  # the case the check is for
     tarballs = []
     try:
