@@ -7,6 +7,7 @@ the same instance, or in another order) can still log in.
 
 import concurrent.futures
 import time
+import uuid
 
 import pytest
 
@@ -80,7 +81,10 @@ def count(state_dir, table, address):
 
 
 def test_the_cron_sweep_forgets_only_attempts_past_their_minute(state_dir, admin_cli):
-    old, recent = "203.0.113.7", "203.0.113.8"
+    # Addresses of this run's own: a run a moment ago left its recent one, still
+    # within its minute, and a second row for it would be a duplicate key.
+    tag = uuid.uuid4().hex[:12]
+    old, recent = f"old-{tag}", f"recent-{tag}"
     sql(state_dir, f"INSERT INTO login_limits (address, last_at) VALUES "
                    f"('{old}', NOW(3) - INTERVAL 61 SECOND), ('{recent}', NOW(3) - INTERVAL 30 SECOND); "
                    f"INSERT INTO login_attempts (address, attempted_at) VALUES "
