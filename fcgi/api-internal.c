@@ -1,6 +1,6 @@
 /*
- * api-internal.c - GET /_auth: Nchan's nchan_authorize_request asks here
- * before it accepts a subscription (contract section 7). GET /_bad_msgid and
+ * api-internal.c - GET /_auth: nginx's auth_request asks here before Nchan
+ * takes a subscription (contract section 7). GET /_bad_msgid and
  * GET /_bad_handshake: nginx, for a subscription whose message id Nchan could
  * not read or whose WebSocket handshake Nchan would refuse. nginx reaches
  * them only through `internal` locations, passing the subscriber's original
@@ -9,13 +9,17 @@
  *
  * Answers 204 (allowed; /_bad_msgid and /_bad_handshake: 400), 401 (no or
  * bad token), 403 (not allowed) or, for /_auth, 409 (a resume with nothing
- * kept to resume from).
+ * kept to resume from). /_auth and /_resume_from answer auth_request, which
+ * passes on no body and no status but 401 and 403: their refusals are a 401
+ * or a 403 whose headers carry the real status and the JSON error
+ * (cb_reply_failure), which nginx answers with.
  *
- * GET /_resume_from and GET /_auth_resume: the same two questions for a
- * subscription that resumes from Last-Event-ID or ?last_event_id= (an
- * EventSource reconnecting, above all), which nginx sends through its own
- * location (/_resume): first which message id Nchan is to resume from, then
- * the token and the channel.
+ * GET /_resume_from: the same question for a subscription that resumes from
+ * Last-Event-ID or ?last_event_id= (an EventSource reconnecting, above all),
+ * which nginx sends through its own location (/_resume), and which message
+ * id Nchan is to resume from. GET /_auth_resume is the token question alone,
+ * for an nginx config from before 2026-11-25, whose Nchan asked it after
+ * /_resume_from.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,11 +239,12 @@ check_subscriber(struct cb_request *req, char *channel, size_t channel_len)
 }
 
 /*
- * The longest between /_resume_from's answer and Nchan's subscribing, which
- * waits for /_auth_resume: the checker server's fastcgi_connect_timeout (5 s)
- * and fastcgi_read_timeout (10 s) in nginx/carebot.conf.in; past them the
- * subscription is a 503 and never reaches Nchan. The newest kept event must
- * outlive that too.
+ * The longest between /_resume_from's answer and Nchan's subscribing. Nchan
+ * subscribes as soon as nginx has the answer, but an nginx config from before
+ * 2026-11-25 has its Nchan ask /_auth_resume first: the checker server's
+ * fastcgi_connect_timeout (5 s) and fastcgi_read_timeout (10 s); past them
+ * the subscription is a 503 and never reaches Nchan. The newest kept event
+ * must outlive that too.
  */
 #define RESUME_TOKEN_CHECK_S 15
 
@@ -286,12 +291,15 @@ check_resume(struct cb_request *req, const char *channel)
 	    "subscribe again without a message id, and read what was missed from the history");
 }
 
-/* GET /_auth: Nchan's question; 204 lets the subscription go ahead. */
+/* GET /_auth: nginx's question; 204 lets the subscription go ahead. */
 static int
 authorize(struct cb_request *req)
 {
 	char channel[64];
-	int rc = check_subscriber(req, channel, sizeof channel);
+	int rc;
+
+	req->refusal_in_headers = 1;
+	rc = check_subscriber(req, channel, sizeof channel);
 
 	if (rc == CB_OK)
 		rc = check_resume(req, channel);
@@ -304,16 +312,16 @@ authorize(struct cb_request *req)
  * GET /_resume_from: nginx's question (auth_request) before a subscription
  * that resumes from Last-Event-ID or ?last_event_id= and sends neither
  * If-Modified-Since nor If-None-Match (nginx/carebot.conf.in,
- * $cb_event_id_resume). Always 204: with the message id Nchan is to resume
- * from in X-Carebot-Resume-From, or without one when the channel keeps
- * nothing to resume from (resume_kept), and then Nchan takes the
- * subscription as a new one instead of aborting. Within the 10 minutes
- * Nchan keeps events the subscriber loses nothing by it: none was published
- * on the channel in that time, or none since nginx started (unless the
- * publisher could not say; then the history has what it missed). A browser's
+ * $cb_event_id_resume). 204 for a subscriber /_auth would let in: with the
+ * message id Nchan is to resume from in X-Carebot-Resume-From, or without
+ * one when the channel keeps nothing to resume from (resume_kept), and then
+ * Nchan takes the subscription as a new one instead of aborting. Within the
+ * 10 minutes Nchan keeps events the subscriber loses nothing by it: none was
+ * published on the channel in that time, or none since nginx started (unless
+ * the publisher could not say; then the history has what it missed). A browser's
  * EventSource, whose own reconnects send Last-Event-ID, cannot act on the
- * 409 /_auth gives: it stops for good on any status but 200. The token is
- * checked next, by /_auth_resume, whose refusals Nchan passes on as /_auth's.
+ * 409 /_auth gives: it stops for good on any status but 200. The token and
+ * the channel are checked first, as /_auth checks them, with its refusals.
  */
 static int
 resume_from(struct cb_request *req)
@@ -322,14 +330,15 @@ resume_from(struct cb_request *req)
 	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", envp);
 	const char *id = FCGX_GetParam("HTTP_LAST_EVENT_ID", envp);
 	char arg[128], channel[64];
-	enum channel kind;
-	long long channel_id;
+	int rc;
 
+	req->refusal_in_headers = 1;
+	if ((rc = check_subscriber(req, channel, sizeof channel)) != CB_OK)
+		return rc;
 	if ((id == NULL || *id == '\0') && uri != NULL)
 		id = uri_query(uri, "last_event_id", arg, sizeof arg);
 	/* nginx passes ids of Nchan's form only ($cb_bad_msgid); this keeps the header clean. */
 	if (id != NULL && *id != '\0' && strspn(id, "0123456789:") == strlen(id) &&
-	    subscriber_channel(req, &kind, &channel_id, channel, sizeof channel) == CB_OK &&
 	    resume_kept(channel, RESUME_TOKEN_CHECK_S))
 		cb_reply_header(req, "X-Carebot-Resume-From: %s", id);
 	cb_reply_empty(req, 204);
@@ -337,9 +346,9 @@ resume_from(struct cb_request *req)
 }
 
 /*
- * GET /_auth_resume: Nchan's question for a subscription whose message id
- * /_resume_from has just vetted (the newest kept event outlives the margin,
- * or there is no id left): the token and the channel only.
+ * GET /_auth_resume: the token and the channel only, for an nginx config from
+ * before 2026-11-25, whose Nchan asked it after /_resume_from had vetted the
+ * message id. Today's config has /_resume_from check both.
  */
 static int
 authorize_vetted(struct cb_request *req)

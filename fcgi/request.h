@@ -52,6 +52,8 @@ struct cb_request {
 	struct cb_user user; /* valid when user.id != 0 */
 
 	struct cb_error error; /* recorded by cb_fail, sent by the router */
+	/* An answer to nginx's auth_request: a failure also rides in headers (cb_reply_failure). */
+	int refusal_in_headers;
 	int replied;
 	int status; /* what was sent */
 	struct cb_buf headers; /* extra response header lines */

@@ -203,5 +203,20 @@ cb_reply_failure(struct cb_request *req, int rc)
 		cb_error("request %s %s failed internally (%d)", req->method, req->path, rc);
 		cb_error_set(&e, 500, "internal", NULL, "internal error");
 	}
-	cb_reply_json(req, e.status, cb_error_json(&e));
+	json_object *body = cb_error_json(&e);
+	int status = e.status;
+	if (req->refusal_in_headers) {
+		/*
+		 * nginx's auth_request keeps the status of a 401 or a 403 only (any
+		 * other is its own 500, with an error logged) and never the body, so
+		 * the status and the error go in headers too, for nginx to answer the
+		 * subscriber with (nginx/carebot.conf.in, @refused).
+		 */
+		status = e.status == 401 ? 401 : 403;
+		cb_buf_printf(&req->headers, "X-Carebot-Status: %d\r\nX-Carebot-Error: %s\r\n",
+		    e.status,
+		    json_object_to_json_string_ext(
+		        body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+	cb_reply_json(req, status, body);
 }

@@ -177,10 +177,10 @@ cb_router_cors(struct cb_request *req)
 	/*
 	 * The answers about a subscription (/_auth, /_bad_msgid and the other
 	 * paths of api-internal.c) get the subscription URLs' CORS headers from
-	 * nginx: Nchan adds its own to what /_auth answers, so a second
-	 * Access-Control-Allow-Origin here made a browser refuse every refusal
-	 * (401, 403, 409) a listed page received, as a CORS error instead of the
-	 * status.
+	 * nginx (@refused, the internal locations), as Nchan gives its own: a
+	 * second Access-Control-Allow-Origin from here made a browser refuse
+	 * every refusal (401, 403, 409) a listed page received, as a CORS error
+	 * instead of the status.
 	 */
 	if (req->path != NULL && strncmp(req->path, "/_", 2) == 0)
 		return;

@@ -547,6 +547,50 @@ def test_a_malformed_message_id_is_a_json_400_after_the_token(bad, base_url, org
         again.close()
 
 
+def test_subscribers_that_hang_up_while_being_authorized_leave_nginx_up(base_url, org, state_dir):
+    """Nchan 1.3.6's own authorization (nchan_authorize_request) crashed nginx's
+    worker (SIGSEGV), and with it every subscription of the instance, when a
+    subscriber hung up while its authorization subrequest was out, as closed
+    tabs and lost networks do: 16 crashes in 12,800 subscriptions abandoned
+    within 10 ms (an audit). nginx's auth_request asks the workers instead
+    (README 6, "Authorization"). 6,400 such subscriptions, in all three
+    transports, resumes among them, closed or reset, from 32 connections at
+    once; then nginx's worker is the same process and still serves."""
+    log = pathlib.Path(state_dir, "log", "nginx-error.log")
+    start = log.stat().st_size
+    customer = org.customer()
+    chat = org.chat(customer, org.department())
+    host, port = urllib.parse.urlsplit(base_url).netloc.split(":")
+    path = f"/ws/chat/{chat['id']}?token={customer['token']}"
+    key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    asks = [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode() for extra in (
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n" + key,
+        "Accept: text/event-stream\r\n",
+        "Accept: text/event-stream\r\nLast-Event-ID: 1:0\r\n",
+        "",
+    )]
+
+    def hang_up(n):
+        for i in range(n):
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(asks[i % len(asks)])
+                time.sleep((i % 6) * 0.002)  # 0-10 ms: the authorization is out
+                if i % 2:  # a reset rather than a close
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        list(pool.map(hang_up, [200] * 32))
+    with open(log, "rb") as f:
+        f.seek(start)
+        assert b"exited on signal" not in f.read()
+    sub = rt.WebSocket(base_url, f"chat/{chat['id']}", token=customer["token"]).start()
+    try:
+        org.say(customer["token"], chat, "still here")
+        assert sub.wait_for(lambda evs: any(e["type"] == "message.created" for e in evs))
+    finally:
+        sub.close()
+
+
 def test_a_resume_on_a_channel_that_keeps_nothing_is_new_or_409_and_nginx_stays_up(base_url, org,
                                                                                     admin_token, state_dir):
     """Nchan 1.3.6 aborted nginx's worker, and with it every subscription of the
