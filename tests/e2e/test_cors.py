@@ -9,6 +9,7 @@ read when they start), replaces the workers, and puts both back afterwards.
 """
 
 import os
+import socket
 
 import pytest
 
@@ -172,3 +173,21 @@ def test_a_listed_pages_subscription_refusals_carry_one_allow_origin(listed, w, 
     r = api.get(cases[0][0])
     assert_error(r, 401, "unauthorized")
     assert "Access-Control-Allow-Origin" not in r.headers
+
+
+def test_a_fragment_in_a_subscription_uri_names_no_origin(base_url):
+    """The CORS maps read "$request_uri#$http_origin": a raw # in the request
+    line (no browser sends one) made the text after it an
+    Access-Control-Allow-Origin of every refusal."""
+    host, port = base_url.split("//")[1].split(":")
+    for origin in ("", "Origin: https://page.example\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(f"GET /ws/department/1#frag HTTP/1.1\r\nHost: {host}:{port}\r\n{origin}"
+                      "Connection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        head = data.split(b"\r\n\r\n", 1)[0].decode().lower()
+        assert head.startswith("http/1.1 401"), head
+        allowed = [line for line in head.split("\r\n") if line.startswith("access-control-allow-origin:")]
+        assert allowed == (["access-control-allow-origin: https://page.example"] if origin else []), head

@@ -13,6 +13,7 @@ import urllib.parse
 import uuid
 
 import pytest
+import requests
 
 from dirhelp import assert_error
 
@@ -227,6 +228,16 @@ def test_413_body_over_64_kib(api, admin_token):
     r = api.post("/api/departments/", token=admin_token, data=near, headers={"Content-Type": "application/json"})
     assert_error(r, 422, "validation_error", "description")
     assert departments(api, admin_token) == before
+
+
+def test_nginx_own_errors_on_the_subscriber_paths_are_json(base_url):
+    """The subscriber locations have an error_page of their own (@refused, for
+    auth_request's refusals), which replaces all of the server's there: they
+    repeat the others, or nginx's own errors on a subscription URL were HTML."""
+    for channel in ("department/1", "chat/1"):
+        r = requests.get(f"{base_url}/ws/{channel}", data=b"x" * (70 * 1024), timeout=10,
+                         headers={"Content-Type": "application/json"})
+        assert_error(r, 413, "too_large")
 
 
 def test_413_is_for_a_body_over_64_kib_not_at_it(api, admin_token):
