@@ -440,6 +440,17 @@ def test_up_checks_its_arguments_and_the_port_before_starting_anything(repo_root
             assert not pathlib.Path(state, "mysql").exists(), args
         spaced = carebot(repo_root, "up", "--state", state + "/with space")
         assert spaced.returncode == 1 and "pick another path" in spaced.stderr, spaced.stderr
+        # STATE/run/nchan-pub.sock must fit a unix socket's 107 bytes: an 88-character
+        # state directory is the longest taken, and up makes no longer one
+        longest, longer = state + "/" + "l" * (87 - len(state)), state + "/" + "l" * (88 - len(state))
+        up = carebot(repo_root, "up", "--state", longer)
+        assert up.returncode == 1 and "too long for the sockets" in up.stderr, up.stderr
+        assert not os.path.exists(longer)
+        for named, fits in [(longest, True), (longer, False)]:
+            os.mkdir(named)
+            down = carebot(repo_root, "down", "--state", named)
+            assert ("too long for the sockets" not in down.stderr) == fits, (len(named), down.stderr)
+            assert down.returncode == (0 if fits else 1), down.stderr
         missing = state + "/never-made"
         down = carebot(repo_root, "down", "--state", missing)
         assert down.returncode == 0 and "nothing to stop" in down.stderr, down.stderr
