@@ -30,10 +30,35 @@ cb_log_parse_level(const char *name, enum cb_log_level *out)
 	return CB_ERR;
 }
 
+/*
+ * Copies line into out, control characters written as \xNN (as nginx writes
+ * them in its access log): a message may quote the request (a path, which
+ * nginx has percent-decoded), and a newline in it would start a line of its
+ * own, one that looks like any other worker's.
+ */
+static void
+escape_controls(const char *line, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (; *line != '\0'; line++) {
+		unsigned char c = (unsigned char)*line;
+		if (c >= 0x20 && c != 0x7f) {
+			*out++ = (char)c;
+			continue;
+		}
+		*out++ = '\\';
+		*out++ = 'x';
+		*out++ = hex[c >> 4];
+		*out++ = hex[c & 0xf];
+	}
+	*out = '\0';
+}
+
 void
 cb_log(enum cb_log_level level, const char *fmt, ...)
 {
-	char line[2048], stamp[32];
+	char line[2048], safe[4 * sizeof line], stamp[32];
 	struct timeval tv;
 	struct tm tm;
 	va_list ap;
@@ -46,8 +71,9 @@ cb_log(enum cb_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	escape_controls(line, safe);
 	/* One write per line, so lines of concurrent workers never interleave. */
 	fprintf(stderr, "%s.%03ldZ [%d] %s: %s\n", stamp, (long)(tv.tv_usec / 1000), (int)getpid(),
-	    names[level], line);
+	    names[level], safe);
 	fflush(stderr);
 }

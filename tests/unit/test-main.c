@@ -29,6 +29,7 @@ main(void)
 	srunner_add_suite(sr, cb_suite_events());
 	srunner_add_suite(sr, cb_suite_history());
 	srunner_add_suite(sr, cb_suite_json());
+	srunner_add_suite(sr, cb_suite_log());
 	srunner_add_suite(sr, cb_suite_logic_assign());
 	srunner_add_suite(sr, cb_suite_logic_directory());
 	srunner_add_suite(sr, cb_suite_logic_transfer());

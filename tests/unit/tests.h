@@ -11,6 +11,7 @@ Suite *cb_suite_config(void);
 Suite *cb_suite_events(void);
 Suite *cb_suite_history(void);
 Suite *cb_suite_json(void);
+Suite *cb_suite_log(void);
 Suite *cb_suite_logic_assign(void);
 Suite *cb_suite_logic_directory(void);
 Suite *cb_suite_logic_transfer(void);

@@ -1,0 +1,68 @@
+/* test-log.c - log lines (fcgi/log.c): one line per message, whatever it quotes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tests.h"
+#include "util.h"
+
+/* What cb_log wrote to stderr for one message quoting text. */
+static char *
+logged(const char *text)
+{
+	char *path = cb_test_temp_file("log");
+	static char out[4096];
+	int saved = dup(2);
+	FILE *f;
+
+	fflush(stderr);
+	ck_assert(freopen(path, "w", stderr) != NULL);
+	cb_log(CB_LOG_ERROR, "request GET %s failed", text);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fopen(path, "r");
+	ck_assert(f != NULL);
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	unlink(path);
+	free(path);
+	return out;
+}
+
+START_TEST(a_newline_from_the_request_does_not_start_a_line)
+{
+	/* GET /api/x%0a2026-...Z [1] error: forged: nginx decodes the path. */
+	const char *out = logged("/api/x\n2026-11-25T00:00:00.000Z [1] error: forged\r");
+
+	ck_assert_ptr_nonnull(
+	    strstr(out, "/api/x\\x0a2026-11-25T00:00:00.000Z [1] error: forged\\x0d failed\n"));
+	ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+	ck_assert_ptr_null(strchr(out, '\r'));
+}
+END_TEST
+
+START_TEST(other_text_is_written_as_it_is)
+{
+	const char *out = logged("/api/caf\xc3\xa9 \"q\" \\x");
+
+	ck_assert_ptr_nonnull(
+	    strstr(out, "error: request GET /api/caf\xc3\xa9 \"q\" \\x failed\n"));
+	ck_assert_ptr_null(strchr(logged("tab\there"), '\t'));
+}
+END_TEST
+
+Suite *
+cb_suite_log(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, a_newline_from_the_request_does_not_start_a_line);
+	tcase_add_test(tc, other_text_is_written_as_it_is);
+	suite_add_tcase(s, tc);
+	return s;
+}
