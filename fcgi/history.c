@@ -57,6 +57,24 @@ fail(const char *what, const char *path)
 	return CB_ERR;
 }
 
+/*
+ * The file holds every chat's newest messages and the state their readers'
+ * access is checked against, and it usually lives in a directory any local
+ * user may write (/dev/shm) under a name one can work out: a file someone
+ * else made there first, or one that others may read or write, is not used.
+ */
+static int
+owned_privately(const struct stat *st, const char *path)
+{
+	if (S_ISREG(st->st_mode) && st->st_uid == geteuid() && (st->st_mode & 077) == 0)
+		return 1;
+	cb_warn("history cache: %s is not a file of this user that only it may read and write "
+	        "(owner %u, mode %03o); it is off",
+	    path, (unsigned)st->st_uid, (unsigned)(st->st_mode & 0777));
+	cb_history_close();
+	return 0;
+}
+
 int
 cb_history_open(const char *path, int size_mb, int max_age_ms)
 {
@@ -70,11 +88,16 @@ cb_history_open(const char *path, int size_mb, int max_age_ms)
 	size_t heads = round_page(sizeof(struct file_head) + (size_t)n * sizeof(struct slot));
 	off_t size = (off_t)(heads + (size_t)n * SLOT_BYTES);
 
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* Not a link (O_NOFOLLOW): it might point at any file of ours. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return fail("open", path);
+	if (fstat(fd, &st) != 0)
+		return fail("stat", path);
+	if (!owned_privately(&st, path))
+		return CB_ERR;
 	/* Growing to the same size is harmless when two processes race here. */
-	if (fstat(fd, &st) != 0 || (st.st_size < size && ftruncate(fd, size) != 0))
+	if (st.st_size < size && ftruncate(fd, size) != 0)
 		return fail("size", path);
 	p = mmap(NULL, heads, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)

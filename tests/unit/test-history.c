@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -362,6 +363,41 @@ START_TEST(a_reader_never_sees_a_page_half_rewritten)
 }
 END_TEST
 
+START_TEST(a_file_others_may_read_or_write_is_not_used)
+{
+	/* Someone else may have made it in /dev/shm, to read every chat's pages. */
+	ck_assert_int_eq(chmod(path, 0666), 0);
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_ERR);
+	ck_assert_int_eq(chmod(path, 0640), 0);
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_ERR);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_OK);
+}
+END_TEST
+
+START_TEST(a_link_is_not_followed)
+{
+	char *link = xasprintf("%s.link", path);
+	struct stat st;
+
+	ck_assert_int_eq(symlink(path, link), 0);
+	ck_assert_int_eq(cb_history_open(link, 1, 60000), CB_ERR);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 0); /* the file it points at is untouched */
+	unlink(link);
+	free(link);
+}
+END_TEST
+
+START_TEST(a_file_of_another_user_is_not_used)
+{
+	if (geteuid() != 0)
+		return; /* only root can give a file away; another user's fails to open anyway */
+	ck_assert_int_eq(chown(path, 65534, 65534), 0);
+	ck_assert_int_eq(cb_history_open(path, 1, 60000), CB_ERR);
+}
+END_TEST
+
 Suite *
 cb_suite_history(void)
 {
@@ -379,6 +415,9 @@ cb_suite_history(void)
 	tcase_add_test(tc, a_confirmation_under_a_change_does_not_count);
 	tcase_add_test(tc, without_a_file_or_a_max_age_nothing_is_kept);
 	tcase_add_test(tc, a_file_made_for_another_size_is_not_used);
+	tcase_add_test(tc, a_file_others_may_read_or_write_is_not_used);
+	tcase_add_test(tc, a_link_is_not_followed);
+	tcase_add_test(tc, a_file_of_another_user_is_not_used);
 	tcase_add_test(tc, processes_share_pages_and_changes);
 	tcase_add_test(tc, a_reader_never_sees_a_page_half_rewritten);
 	suite_add_tcase(s, tc);
