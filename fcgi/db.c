@@ -611,6 +611,27 @@ row_buf_copy(const struct row_buf *rb, struct cb_res *res, size_t *cap)
 	res->nrows++;
 }
 
+/*
+ * A server error that comes after the result's columns (the message
+ * INSERT ... RETURNING on a full disk: "The table 'messages' is full")
+ * leaves libmariadb's statement out of step with the server: the next
+ * execute of it waited for an answer that never came, until the 30 s read
+ * timeout, then 503 (a full disk made every worker's next post hang so, even
+ * after the disk had room again; ProxySQL's test
+ * reg_test_mariadb_stmt_store_result-t describes the same client bug). A
+ * reset puts it back in step. A client error (the connection lost) is
+ * classify's to handle; a reset that fails drops the connection.
+ */
+static void
+resync(struct cb_db *db, MYSQL_STMT *stmt, unsigned err)
+{
+	if ((err >= CR_MIN_ERROR && err <= CR_MAX_ERROR) || mysql_stmt_reset(stmt) == 0)
+		return;
+	cb_warn("database: resetting a statement after its error failed: %s; reconnecting",
+	    mysql_stmt_error(stmt));
+	disconnect(db);
+}
+
 static int
 fetch_all(struct cb_db *db, MYSQL_STMT *stmt, const char *sql, struct cb_res **out)
 {
@@ -656,6 +677,7 @@ out:
 	row_buf_free(&rb, res->ncols);
 	if (failed == NULL)
 		return CB_OK;
+	resync(db, stmt, err);
 	cb_res_free(res);
 	*out = NULL;
 	return classify_msg(db, err, msg, failed, sql);

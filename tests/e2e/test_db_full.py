@@ -1,0 +1,82 @@
+"""The database out of room: a table that cannot grow leaves no worker
+hanging on its next request. MariaDB's disk is not filled here: a trigger
+raises the very error a full disk gives an INSERT (1114, "The table ... is
+full") for messages carrying this run's marker (README 9, "A full disk")."""
+
+import subprocess
+import time
+import uuid
+
+import requests
+
+from chathelp import uniq
+
+# A request that takes longer than this hangs: a worker out of step with
+# MariaDB waited for its 30 s read timeout (README 9, "A full disk").
+PROMPT = 8
+
+
+def root_sql(state_dir, statement):
+    done = subprocess.run(["mariadb", f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
+                           "carebot"], input=statement, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+class TableFull:
+    """While open, an INSERT of a message starting with the marker fails as on a full disk."""
+
+    def __init__(self, state_dir):
+        self.state_dir = state_dir
+        self.marker = f"full-{uuid.uuid4().hex}"
+        self.trigger = "test_" + self.marker.replace("-", "_")
+
+    def __enter__(self):
+        root_sql(self.state_dir, f"""DELIMITER //
+CREATE TRIGGER {self.trigger} BEFORE INSERT ON messages FOR EACH ROW
+IF NEW.content LIKE '{self.marker}%' THEN
+  SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1114, MESSAGE_TEXT = 'The table ''messages'' is full';
+END IF//
+""")
+        return self
+
+    def __exit__(self, *exc):
+        root_sql(self.state_dir, f"DROP TRIGGER IF EXISTS {self.trigger}")
+
+
+def post(base_url, path, token, body, key=None):
+    headers = {"Authorization": f"Bearer {token}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    started = time.monotonic()
+    r = requests.post(base_url + path, json=body, headers=headers, timeout=PROMPT)
+    return r, time.monotonic() - started
+
+
+def guest_chat(api):
+    guest = api.post("/api/auth/guest", json={"full_name": uniq("Full")})
+    assert guest.status_code == 201, guest.text
+    token = guest.json()["token"]
+    r = api.post("/api/chats/", token=token, json={"subject": "disk"})
+    assert r.status_code == 201, r.text
+    return token, f"/api/chats/{r.json()['id']}/messages"
+
+
+def test_a_worker_that_met_a_full_table_answers_its_next_requests_at_once(
+        api, base_url, state_dir, pool_pids):
+    """An error after the row's columns (INSERT ... RETURNING) left the
+    statement out of step: the worker's next post waited 30 s, then 503."""
+    token, path = guest_chat(api)
+    # More posts than workers, so that some worker meets the error twice,
+    # in autocommit and in a transaction (an Idempotency-Key), and a good
+    # post after each.
+    rounds = len(pool_pids()) + 1
+    with TableFull(state_dir) as full:
+        for i in range(rounds):
+            for key in (None, uniq("k")):
+                r, elapsed = post(base_url, path, token, {"content": f"{full.marker} {i}"}, key)
+                assert r.status_code >= 500 and elapsed < 3, f"{r.status_code} {elapsed:.1f} s"
+            r, elapsed = post(base_url, path, token, {"content": f"fine {i}"})
+            assert r.status_code == 201 and elapsed < 3, f"{r.text} {elapsed:.1f} s"
+    history = api.get(f"{path}?limit=500", token=token).json()
+    assert [m["content"] for m in history] == [f"fine {i}" for i in range(rounds)]
+
