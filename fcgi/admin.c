@@ -373,6 +373,8 @@ main(int argc, char **argv)
 	rc = a.command->run(db, &cfg, &a);
 	if (rc == CB_ERR_UNAVAILABLE)
 		fprintf(stderr, "carebot-admin: the database cannot be reached\n");
+	else if (rc == CB_ERR_FULL)
+		fprintf(stderr, "carebot-admin: the database has no room (is its disk full?)\n");
 	else if (rc == CB_ERR_SCHEMA && a.command->run != migrate) /* migrate said its own */
 		fprintf(stderr,
 		    "carebot-admin: the database's schema is older than this program: "

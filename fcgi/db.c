@@ -187,6 +187,25 @@ classify_msg(struct cb_db *db, unsigned err, const char *msg, const char *what, 
 		                   : "",
 		    sql);
 		return CB_ERR_SCHEMA;
+	case ER_RECORD_FILE_FULL:
+	case ER_DISK_FULL:
+	case ER_ERROR_ON_WRITE:
+	case ER_TEMP_FILE_WRITE_FAILURE:
+	case ER_GET_ERRNO:
+	case ER_OUTOFMEMORY:
+	case ER_OUT_OF_SORTMEMORY:
+	case ER_OUT_OF_RESOURCES:
+		/*
+		 * The server is up but has no room for the statement (its disk
+		 * full, above all): the statement did nothing, and the client gets
+		 * the contract's 503 until room is made, not a 500.
+		 */
+		cb_error("database: %s failed (%u): %s [%s]: is MariaDB's disk full?", what, err,
+		    msg            ? msg
+		        : db->conn ? mysql_error(db->conn)
+		                   : "",
+		    sql);
+		return CB_ERR_FULL;
 	case ER_CONNECTION_KILLED:
 	case ER_SERVER_SHUTDOWN:
 	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */ break;

@@ -188,6 +188,9 @@ cb_reply_failure(struct cb_request *req, int rc)
 		/* Deadlocked on every attempt (db.c): rolled back each time. */
 		cb_error_set(&e, 503, "unavailable", NULL,
 		    "the database was too busy to do this; nothing was done, try again");
+	else if (rc == CB_ERR_FULL)
+		cb_error_set(&e, 503, "unavailable", NULL,
+		    "the database has no room for this (its disk is full, most likely); nothing was done");
 	else if (rc == CB_ERR_SCHEMA)
 		cb_error_set(&e, 503, "unavailable", NULL,
 		    "the database's schema is older than this server; nothing was done "

@@ -18,6 +18,7 @@
 #define CB_ERR_RETRY -6 /* deadlock or lock wait timeout: run the transaction again */
 #define CB_ERR_REPLY -7 /* an error response has been recorded for the client */
 #define CB_ERR_SCHEMA -8 /* a table or column missing: the schema is older than the program */
+#define CB_ERR_FULL -9 /* the database has no room (its disk full): the statement did nothing */
 
 #define CB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define CB_XSTR(x) #x

@@ -1,7 +1,9 @@
-"""The database out of room: a table that cannot grow leaves no worker
-hanging on its next request. MariaDB's disk is not filled here: a trigger
-raises the very error a full disk gives an INSERT (1114, "The table ... is
-full") for messages carrying this run's marker (README 9, "A full disk")."""
+"""The database out of room (contract 2: 503 `unavailable`, the request did
+nothing; no 5xx but 503): a table that cannot grow answers every post and
+new chat a JSON 503 at once, stores nothing, and leaves no worker hanging on
+its next request. MariaDB's disk is not filled here: a trigger raises the
+very error a full disk gives an INSERT (1114, "The table ... is full") for
+messages carrying this run's marker (README 9, "A full disk")."""
 
 import subprocess
 import time
@@ -52,6 +54,15 @@ def post(base_url, path, token, body, key=None):
     return r, time.monotonic() - started
 
 
+def assert_full(r, elapsed):
+    assert r.status_code == 503, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    error = r.json()["error"]
+    assert error["code"] == "unavailable"
+    assert "nothing was done" in error["message"]
+    assert elapsed < 3, f"{elapsed:.1f} s"
+
+
 def guest_chat(api):
     guest = api.post("/api/auth/guest", json={"full_name": uniq("Full")})
     assert guest.status_code == 201, guest.text
@@ -80,3 +91,16 @@ def test_a_worker_that_met_a_full_table_answers_its_next_requests_at_once(
     history = api.get(f"{path}?limit=500", token=token).json()
     assert [m["content"] for m in history] == [f"fine {i}" for i in range(rounds)]
 
+
+def test_a_full_table_is_a_503_that_did_nothing(api, base_url, state_dir):
+    token, path = guest_chat(api)
+    with TableFull(state_dir) as full:
+        assert_full(*post(base_url, path, token, {"content": f"{full.marker} plain"}))
+        assert_full(*post(base_url, path, token, {"content": f"{full.marker} keyed"},
+                          key=uniq("k")))
+        # A new chat whose first message cannot be stored is not made at all.
+        assert_full(*post(base_url, "/api/chats/", token,
+                          {"subject": "half", "message": f"{full.marker} first"}))
+    assert api.get(path, token=token).json() == []
+    assert [c["subject"] for c in api.get("/api/chats/", token=token).json()] == ["disk"]
+    assert api.get("/api/health").json()["status"] == "ok"
