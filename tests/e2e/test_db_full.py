@@ -3,15 +3,22 @@ nothing; no 5xx but 503): a table that cannot grow answers every post and
 new chat a JSON 503 at once, stores nothing, and leaves no worker hanging on
 its next request. MariaDB's disk is not filled here: a trigger raises the
 very error a full disk gives an INSERT (1114, "The table ... is full") for
-messages carrying this run's marker (README 9, "A full disk")."""
+messages carrying this run's marker (README 9, "A full disk"). And
+`tools/carebot up` on a filesystem with no room says so (a tmpfs of its
+own, mounted and unmounted by the test; skipped where it cannot mount)."""
 
+import contextlib
+import os
 import subprocess
+import tempfile
 import time
 import uuid
 
+import pytest
 import requests
 
 from chathelp import uniq
+from test_ops import free_port, processes_mentioning
 
 # A request that takes longer than this hangs: a worker out of step with
 # MariaDB waited for its 30 s read timeout (README 9, "A full disk").
@@ -104,3 +111,31 @@ def test_a_full_table_is_a_503_that_did_nothing(api, base_url, state_dir):
     assert api.get(path, token=token).json() == []
     assert [c["subject"] for c in api.get("/api/chats/", token=token).json()] == ["disk"]
     assert api.get("/api/health").json()["status"] == "ok"
+
+
+def test_up_on_a_full_filesystem_says_so_and_starts_nothing(repo_root):
+    """`tools/carebot up` with no room for MariaDB used to fail on whatever
+    wrote first ("MariaDB stopped at once", or "cat: write error")."""
+    mount = tempfile.mkdtemp(prefix="carebot-full-")
+    try:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mount],
+                          capture_output=True).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (not root?)")
+        try:
+            state = os.path.join(mount, "st")
+            os.mkdir(state)
+            with open(os.path.join(mount, "filler"), "wb") as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            up = subprocess.run([str(repo_root / "tools" / "carebot"), "up", "--state", state,
+                                 "--port", str(free_port())],
+                                capture_output=True, text=True, timeout=120)
+            assert up.returncode == 1, up.stdout + up.stderr
+            assert f"the filesystem of {state} is full" in up.stderr, up.stderr
+            assert not os.path.exists(os.path.join(state, "mysql")), "a datadir was begun"
+            assert processes_mentioning(state) == []
+        finally:
+            subprocess.run(["umount", mount], check=True)
+    finally:
+        os.rmdir(mount)
