@@ -927,3 +927,82 @@ def test_add_admin_makes_an_admin_from_a_password_on_stdin_and_refuses_bad_input
     done = run(name, stdin="another password\n")
     assert done.returncode == 1 and f"the username '{name}' is taken" in done.stderr, done.stderr
     assert users_named(name) == 1
+
+
+class RootSessions:
+    """Root sessions over the instance's socket, opened until MariaDB lets
+    nobody else in: max_connections lowered to what is open, and its one
+    extra connection for SUPER taken too. Closing puts the limit back."""
+
+    def __init__(self, state_dir):
+        self.socket = state_dir / "run" / "mysqld.sock"
+        self.sessions = []
+
+    def open(self):
+        session = subprocess.Popen(["mariadb", f"--socket={self.socket}", "-uroot", "--ssl=0",
+                                    "-N", "-B", "--unbuffered"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        session.stdin.write("SELECT 'in';\n")
+        session.stdin.flush()
+        if session.stdout.readline().strip() != "in":
+            session.wait(timeout=10)
+            return session.stderr.read()
+        self.sessions.append(session)
+        return None
+
+    def sql(self, statement):
+        self.sessions[0].stdin.write(statement + ";\n")
+        self.sessions[0].stdin.flush()
+        return self.sessions[0].stdout.readline().strip()
+
+    def __enter__(self):
+        assert self.open() is None
+        self.limit = self.sql("SELECT @@GLOBAL.max_connections")
+        count = int(self.sql("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                             "WHERE VARIABLE_NAME = 'THREADS_CONNECTED'"))
+        self.sql(f"SET GLOBAL max_connections = {max(10, count - 1)}; SELECT 1")
+        for _ in range(20):
+            refused = self.open()
+            if refused:
+                assert "Too many connections" in refused, refused
+                return self
+        raise AssertionError("MariaDB still lets root in")
+
+    def __exit__(self, *exc):
+        if self.sessions and self.sessions[0].poll() is None:
+            self.sql(f"SET GLOBAL max_connections = {self.limit}; SELECT 1")
+        for session in self.sessions:
+            session.stdin.close()
+            session.wait(timeout=10)
+
+
+def running(pid):
+    """A live process (a zombie that nobody reaps is gone too)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_up_while_mariadb_lets_nobody_in_leaves_it_running(repo_root, state_dir, api, pool_pids):
+    """All of MariaDB's connections taken by another client: up's check of it
+    failed, so up started a second server on the datadir, which died on its
+    locks, and then stopped the running one as if it had started it."""
+    pid_file = state_dir / "run" / "mysqld.pid"
+    pid = pid_file.read_text().strip()
+    try:
+        with RootSessions(state_dir):
+            # --workers takes up past "running and healthy, nothing to do".
+            up = carebot(repo_root, "up", "--state", str(state_dir),
+                         "--workers", str(len(pool_pids())))
+            assert up.returncode == 1, up.stderr
+            assert "is running but does not answer: Too many connections" in up.stderr, up.stderr
+            assert "starting MariaDB" not in up.stderr
+            assert pid_file.read_text().strip() == pid and running(pid)
+        assert wait_for(lambda: health_ok(api), 10)
+    finally:
+        if not running(pid):
+            # Without the fix: the instance's MariaDB is gone; bring it back for the next tests.
+            restored = carebot(repo_root, "up", "--state", str(state_dir))
+            assert restored.returncode == 0, restored.stderr
