@@ -9,10 +9,13 @@ config, with only its host paths pointed at this instance, is served by an
 nginx of its own in front of the test instance's workers. `make distcheck`
 passes, and its tarball holds the tracked files and what autotools made."""
 
+import grp
 import json
 import os
 import pathlib
+import pwd
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,6 +35,7 @@ def installed(repo_root):
     """make install DESTDIR=...: the installed tree's prefix directory."""
     build = repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build")
     dest = pathlib.Path(tempfile.mkdtemp(prefix="carebot-install-"))
+    dest.chmod(0o755)  # as a host's /usr/local: the unit's user runs what is installed
     try:
         done = subprocess.run(["make", "-C", str(build), "install", f"DESTDIR={dest}"],
                               capture_output=True, text=True, timeout=600)
@@ -287,3 +291,89 @@ def test_installed_nginx_config_authorizes_and_delivers_subscriptions(example_ng
         assert again.wait_for(lambda evs: len(evs) >= 1, timeout=5) == [event]
     finally:
         again.close()
+
+
+def example_host_setup(installed):
+    """What the nginx example's header tells a host to make: the systemd
+    unit of the pool ({key: value}) and the tmpfiles.d lines ({path: (mode,
+    owner, group)})."""
+    site = (installed / "share" / "carebot" / "nginx" / "carebot.conf.example").read_text()
+    header = site[:site.index("\n\n")]
+    unit = dict(re.findall(r"(?m)^# {7}([A-Z]\w+)=(.*)$", header))
+    dirs = {path: (int(mode, 8), owner, group)
+            for path, mode, owner, group in re.findall(r"(?m)^#\s+d (/\S+) (0[0-7]{3}) (\S+) (\S+) -$", header)}
+    return unit, dirs
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="plays the unit's user, nginx's and cron's: needs root")
+def test_example_unit_and_tmpfiles_let_nginx_and_cron_in(installed, repo_root):
+    """The pool started as the example's unit says, in the directories its
+    tmpfiles.d lines make, with nobody standing in for the carebot user:
+    nginx's workers (www-data, as Debian's nginx.conf runs them) can connect
+    to the workers' socket, and cron's line, run as that user, can write its
+    log. An audit followed the header of before: spawn-fcgi ignores -U and
+    -G when not started as root, so the socket was the user's own group and
+    every request a 503; and /var/log/carebot "writable by www-data" left
+    cron's shell unable to open reassign.log, so reassign never ran."""
+    for name in ("nobody", "www-data"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            pytest.skip(f"no user {name} on this host")
+    unit, dirs = example_host_setup(installed)
+    assert {"User", "ExecStart", "ExecReload"} <= set(unit), unit
+    # Not RuntimeDirectory=: systemd removes it, with nginx's sockets in it,
+    # when the pool stops, and nginx cannot start before the pool made it.
+    assert not any(key.startswith("RuntimeDirectory") for key in unit), unit
+    assert sorted(dirs) == ["/run/carebot", "/var/log/carebot"], dirs
+    stand_in = {"carebot": "nobody"}
+    user = pwd.getpwnam(stand_in.get(unit["User"], unit["User"]))
+    group = grp.getgrnam(unit["Group"]).gr_gid if "Group" in unit else user.pw_gid
+    work = pathlib.Path(tempfile.mkdtemp(prefix="carebot-host-"))
+    work.chmod(0o755)
+    pool = None
+    try:
+        def host(path):
+            return str(work / path.lstrip("/"))
+        for path, (mode, owner, group_name) in dirs.items():
+            os.makedirs(host(path))
+            os.chown(host(path), pwd.getpwnam(stand_in.get(owner, owner)).pw_uid, grp.getgrnam(group_name).gr_gid)
+            os.chmod(host(path), mode)
+        conf = work / "carebot.conf"  # no database: the workers start without one
+        conf.write_text(f"db_socket = {work / 'no-mysqld.sock'}\n")
+        os.chown(conf, user.pw_uid, -1)
+        conf.chmod(0o600)
+        dirs_of = configured(repo_root, "bindir", "sysconfdir")
+
+        def on_host(line):
+            for program in ("carebot-fcgi", "carebot-admin"):
+                line = line.replace(f"{dirs_of['bindir']}/{program}", str(installed / "bin" / program))
+            line = line.replace(f"{dirs_of['sysconfdir']}/carebot/carebot.conf", str(conf))
+            for path in dirs:
+                line = line.replace(f"{path}/", f"{host(path)}/")
+            return line
+
+        log = open(work / "pool.log", "w")
+        pool = subprocess.Popen(shlex.split(on_host(unit["ExecStart"])), user=user.pw_uid, group=group,
+                                extra_groups=[], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+        log.close()
+        sock = f"{host('/run/carebot')}/fcgi.sock"
+        assert wait_for(lambda: os.path.exists(sock) or pool.poll() is not None, 10)
+        assert pool.poll() is None, (work / "pool.log").read_text()
+        connect = "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])"
+        done = subprocess.run(["/usr/bin/python3", "-c", connect, sock], user="www-data", group="www-data",
+                              extra_groups=[], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, f"nginx's user cannot reach {sock}: {done.stderr}"
+        cron = (installed / "share" / "carebot" / "crontab.example").read_text()
+        line = re.search(r"(?m)^(?!#)(?:\S+ ){5}(.+)$", cron).group(1)
+        done = subprocess.run(["/bin/sh", "-c", on_host(line)], user=user.pw_uid, group=user.pw_gid,
+                              extra_groups=[], capture_output=True, text=True, timeout=60)
+        assert done.stderr == "", done.stderr  # the shell's "cannot create ..."
+        # carebot-admin ran (and, without a database, said so in the log).
+        assert "database" in (pathlib.Path(host("/var/log/carebot")) / "reassign.log").read_text()
+    finally:
+        if pool is not None and pool.poll() is None:
+            os.killpg(pool.pid, signal.SIGTERM)  # the unit's stop: the whole group
+            pool.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
