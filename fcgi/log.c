@@ -31,22 +31,30 @@ cb_log_parse_level(const char *name, enum cb_log_level *out)
 }
 
 /*
- * Copies line into out, control characters written as \xNN (as nginx writes
- * them in its access log): a message may quote the request (a path, which
- * nginx has percent-decoded), and a newline in it would start a line of its
- * own, one that looks like any other worker's.
+ * Copies line into out (size bytes), control characters written as \xNN (as
+ * nginx writes them in its access log): a message may quote the request (a
+ * path, which nginx has percent-decoded), and a newline in it would start a
+ * line of its own, one that looks like any other worker's. What does not fit
+ * is cut, as vsnprintf cuts the message: a line of 4 times the room went out
+ * in two writes (stdio's buffer is 8 KiB), between which another worker's
+ * line could land.
  */
 static void
-escape_controls(const char *line, char *out)
+escape_controls(const char *line, char *out, size_t size)
 {
 	static const char hex[] = "0123456789abcdef";
+	char *end = out + size - 1;
 
 	for (; *line != '\0'; line++) {
 		unsigned char c = (unsigned char)*line;
 		if (c >= 0x20 && c != 0x7f) {
+			if (end - out < 1)
+				break;
 			*out++ = (char)c;
 			continue;
 		}
+		if (end - out < 4)
+			break;
 		*out++ = '\\';
 		*out++ = 'x';
 		*out++ = hex[c >> 4];
@@ -58,7 +66,7 @@ escape_controls(const char *line, char *out)
 void
 cb_log(enum cb_log_level level, const char *fmt, ...)
 {
-	char line[2048], safe[4 * sizeof line], stamp[32];
+	char line[2048], safe[sizeof line], stamp[32];
 	struct timeval tv;
 	struct tm tm;
 	va_list ap;
@@ -71,7 +79,7 @@ cb_log(enum cb_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	escape_controls(line, safe);
+	escape_controls(line, safe, sizeof safe);
 	/* One write per line, so lines of concurrent workers never interleave. */
 	fprintf(stderr, "%s.%03ldZ [%d] %s: %s\n", stamp, (long)(tv.tv_usec / 1000), (int)getpid(),
 	    names[level], safe);

@@ -1,4 +1,7 @@
 /* test-log.c - log lines (fcgi/log.c): one line per message, whatever it quotes. */
+#define _GNU_SOURCE /* pipe2, O_DIRECT */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +58,36 @@ START_TEST(other_text_is_written_as_it_is)
 }
 END_TEST
 
+START_TEST(a_line_of_control_characters_is_one_write)
+{
+	/*
+	 * Each write into a packet-mode pipe is a packet of its own (up to
+	 * PIPE_BUF, 4 KiB), and a read takes one packet: a line that took two
+	 * writes, between which another worker's line could land, comes in two.
+	 */
+	static char got[16384];
+	char text[2100];
+	int p[2], saved = dup(2);
+
+	memset(text, '\x01', sizeof text - 1);
+	text[sizeof text - 1] = '\0';
+	ck_assert_int_eq(pipe2(p, O_DIRECT | O_NONBLOCK), 0);
+	fflush(stderr);
+	dup2(p[1], 2);
+	cb_log(CB_LOG_ERROR, "request GET %s failed", text);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(p[1]);
+	ssize_t n = read(p[0], got, sizeof got);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(got[n - 1], '\n');
+	ck_assert_ptr_eq(memchr(got, '\n', (size_t)n), got + n - 1);
+	ck_assert_int_eq(read(p[0], got, sizeof got), 0); /* nothing more: one write */
+	close(p[0]);
+}
+END_TEST
+
 Suite *
 cb_suite_log(void)
 {
@@ -63,6 +96,7 @@ cb_suite_log(void)
 
 	tcase_add_test(tc, a_newline_from_the_request_does_not_start_a_line);
 	tcase_add_test(tc, other_text_is_written_as_it_is);
+	tcase_add_test(tc, a_line_of_control_characters_is_one_write);
 	suite_add_tcase(s, tc);
 	return s;
 }
