@@ -958,15 +958,22 @@ class RootSessions:
     def __enter__(self):
         assert self.open() is None
         self.limit = self.sql("SELECT @@GLOBAL.max_connections")
-        count = int(self.sql("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
-                             "WHERE VARIABLE_NAME = 'THREADS_CONNECTED'"))
-        self.sql(f"SET GLOBAL max_connections = {max(10, count - 1)}; SELECT 1")
-        for _ in range(20):
-            refused = self.open()
-            if refused:
-                assert "Too many connections" in refused, refused
-                return self
-        raise AssertionError("MariaDB still lets root in")
+        # A failure from here on puts the limit back and closes the sessions
+        # (with does not call __exit__ when __enter__ raises): a MariaDB left
+        # full failed every test after this one.
+        try:
+            count = int(self.sql("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                                 "WHERE VARIABLE_NAME = 'THREADS_CONNECTED'"))
+            self.sql(f"SET GLOBAL max_connections = {max(10, count - 1)}; SELECT 1")
+            for _ in range(20):
+                refused = self.open()
+                if refused:
+                    assert "Too many connections" in refused, refused
+                    return self
+            raise AssertionError("MariaDB still lets root in")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
 
     def __exit__(self, *exc):
         if self.sessions and self.sessions[0].poll() is None:
@@ -974,6 +981,30 @@ class RootSessions:
         for session in self.sessions:
             session.stdin.close()
             session.wait(timeout=10)
+
+
+def test_root_sessions_that_fail_to_fill_mariadb_leave_it_as_it_was(state_dir):
+    """RootSessions meeting another refusal than "Too many connections" (say,
+    a root that cannot log in) fails the test that uses it, and no other: the
+    limit is back and no session of it stays open."""
+    class OtherRefusal(RootSessions):
+        def open(self):
+            return super().open() if not self.sessions else "ERROR 1045: Access denied"
+
+    before = root_sql(state_dir, "SELECT @@GLOBAL.max_connections").strip()
+    sessions = OtherRefusal(state_dir)
+    try:
+        with pytest.raises(AssertionError, match="Access denied"):
+            with sessions:
+                pass
+        assert root_sql(state_dir, "SELECT @@GLOBAL.max_connections").strip() == before
+        assert [s.poll() is None for s in sessions.sessions] == [False]
+    finally:
+        for session in sessions.sessions:
+            if session.poll() is None:
+                session.stdin.close()
+                session.wait(timeout=10)
+        root_sql(state_dir, f"SET GLOBAL max_connections = {before}")
 
 
 def running(pid):
