@@ -113,19 +113,22 @@ def test_a_full_table_is_a_503_that_did_nothing(api, base_url, state_dir):
     assert api.get("/api/health").json()["status"] == "ok"
 
 
-def test_up_on_a_full_filesystem_says_so_and_starts_nothing(repo_root):
+@pytest.mark.parametrize("size,fill", [("4m", True), ("64m", False)], ids=["full", "too-small"])
+def test_up_on_a_full_filesystem_says_so_and_starts_nothing(repo_root, size, fill):
     """`tools/carebot up` with no room for MariaDB used to fail on whatever
-    wrote first ("MariaDB stopped at once", or "cat: write error")."""
+    wrote first ("MariaDB stopped at once", or "cat: write error"). A new
+    datadir needs more than a start (its 256 MiB redo log): with 64 MiB
+    free, mariadb-install-db failed and left half a datadir."""
     mount = tempfile.mkdtemp(prefix="carebot-full-")
     try:
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mount],
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", mount],
                           capture_output=True).returncode != 0:
             pytest.skip("cannot mount a tmpfs here (not root?)")
         try:
             state = os.path.join(mount, "st")
             os.mkdir(state)
             with open(os.path.join(mount, "filler"), "wb") as f, contextlib.suppress(OSError):
-                while True:
+                while fill:
                     f.write(b"\0" * 65536)
                     f.flush()
             up = subprocess.run([str(repo_root / "tools" / "carebot"), "up", "--state", state,
