@@ -197,10 +197,12 @@ classify_msg(struct cb_db *db, unsigned err, const char *msg, const char *what, 
 	case ER_OUT_OF_RESOURCES:
 		/*
 		 * The server is up but has no room for the statement (its disk
-		 * full, above all): the statement did nothing, and the client gets
-		 * the contract's 503 until room is made, not a 500.
+		 * full, above all; or its memory, or an engine's write failed):
+		 * the statement did nothing, and the client gets the contract's
+		 * 503 until room is made, not a 500.
 		 */
-		cb_error("database: %s failed (%u): %s [%s]: is MariaDB's disk full?", what, err,
+		cb_error("database: %s failed (%u): %s [%s]: is MariaDB's disk (or memory) full?",
+		    what, err,
 		    msg            ? msg
 		        : db->conn ? mysql_error(db->conn)
 		                   : "",
