@@ -440,6 +440,13 @@ def test_up_checks_its_arguments_and_the_port_before_starting_anything(repo_root
             assert not pathlib.Path(state, "mysql").exists(), args
         spaced = carebot(repo_root, "up", "--state", state + "/with space")
         assert spaced.returncode == 1 and "pick another path" in spaced.stderr, spaced.stderr
+        # the same for the path a symbolic link leads to, which is the one that goes in
+        os.mkdir(state + "/with space")
+        os.symlink(state + "/with space", state + "/plain")
+        for via in (state + "/plain", state + "/plain/new"):
+            linked = carebot(repo_root, "up", "--state", via)
+            assert linked.returncode == 1 and "pick another path" in linked.stderr, linked.stderr
+            assert os.listdir(state + "/with space") == [], via
         # STATE/run/nchan-pub.sock must fit a unix socket's 107 bytes: an 88-character
         # state directory is the longest taken, and up makes no longer one
         longest, longer = state + "/" + "l" * (87 - len(state)), state + "/" + "l" * (88 - len(state))
