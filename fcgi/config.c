@@ -159,10 +159,19 @@ cb_config_line(struct cb_config *cfg, const char *line, char *err, size_t errlen
 	return rc;
 }
 
+/*
+ * One line per getline, however long (a fixed buffer cut a long comment or
+ * cors_origins in two, and the second half was read as a line of its own:
+ * refused as the next line's, or, beginning with '#', dropped without a
+ * word). A read error (EISDIR for -c naming a directory, which fopen opens)
+ * is the file's error: the defaults must not pass for the file.
+ */
 static int
 load_file(struct cb_config *cfg, const char *path)
 {
-	char line[1024], err[256];
+	char *line = NULL, err[256];
+	size_t cap = 0;
+	ssize_t len;
 	int lineno = 0, rc = CB_OK;
 	FILE *f = fopen(path, "r");
 
@@ -170,14 +179,28 @@ load_file(struct cb_config *cfg, const char *path)
 		fprintf(stderr, "carebot: cannot read %s: %s\n", path, strerror(errno));
 		return CB_ERR;
 	}
-	while (rc == CB_OK && fgets(line, sizeof line, f) != NULL) {
+	while (rc == CB_OK && (len = getline(&line, &cap, f)) >= 0) {
+		char *s = line;
+
 		lineno++;
-		line[strcspn(line, "\r\n")] = '\0';
-		if (cb_config_line(cfg, line, err, sizeof err) != CB_OK) {
-			fprintf(stderr, "carebot: %s:%d: %s\n", path, lineno, err);
+		/* A UTF-8 byte order mark, which some editors write, is not part of the first key. */
+		if (lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+			s += 3;
+		if (strlen(line) != (size_t)len) {
+			snprintf(err, sizeof err, "a NUL byte (is the file UTF-16?)");
 			rc = CB_ERR;
+		} else {
+			s[strcspn(s, "\r\n")] = '\0';
+			rc = cb_config_line(cfg, s, err, sizeof err);
 		}
+		if (rc != CB_OK)
+			fprintf(stderr, "carebot: %s:%d: %s\n", path, lineno, err);
 	}
+	if (rc == CB_OK && ferror(f)) {
+		fprintf(stderr, "carebot: cannot read %s: %s\n", path, strerror(errno));
+		rc = CB_ERR;
+	}
+	free(line);
 	fclose(f);
 	return rc;
 }
@@ -211,7 +234,8 @@ cb_config_load(struct cb_config *cfg, const char *path)
 	cb_config_defaults(cfg);
 	if (path == NULL)
 		path = getenv("CAREBOT_CONFIG");
-	if (path == NULL && access(installed, R_OK) == 0)
+	/* One that is there but unreadable (another user's, mode 0600) is an error, not "absent". */
+	if (path == NULL && access(installed, F_OK) == 0)
 		path = installed;
 	if (path != NULL && load_file(cfg, path) != CB_OK)
 		return CB_ERR;

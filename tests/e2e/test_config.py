@@ -1,0 +1,35 @@
+"""Operator mistakes on the worker's command line and in -c (README 3): the
+worker and carebot-admin refuse them before they start, with the reason on
+stderr, rather than start on the built-in defaults (a worker that says
+"worker ready" while pointed at 127.0.0.1:3306 with no password, caching
+off and MariaDB's mutexes, beside workers that share a mutex file)."""
+
+import os
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def build(repo_root):
+    return repo_root / os.environ.get("CAREBOT_BUILD_DIR", "build")
+
+
+def worker(build, *args):
+    """carebot-fcgi with no FastCGI socket: one that starts says "worker ready"
+    and, its accept failing on /dev/null, stops again at once."""
+    return subprocess.run([str(build / "carebot-fcgi"), *map(str, args)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_a_directory_given_as_the_config_is_refused(build, tmp_path):
+    """fopen opens a directory and reading it fails: that was read as an empty
+    file, and both programs ran on the defaults."""
+    done = worker(build, "-c", tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"carebot: cannot read {tmp_path}: Is a directory" in done.stderr, done.stderr
+    assert "worker ready" not in done.stderr
+    admin = subprocess.run([str(build / "carebot-admin"), "-c", str(tmp_path), "token", "admin"],
+                           capture_output=True, text=True, timeout=30)
+    assert admin.returncode == 1 and admin.stdout == "", admin.stdout
+    assert f"carebot: cannot read {tmp_path}: Is a directory" in admin.stderr, admin.stderr
