@@ -22,12 +22,17 @@ struct key {
 	const char *name;
 	enum kind kind;
 	size_t offset;
-	int min, max;
+	int min, max; /* K_STR: min 1 if the value may not be empty */
 };
 
 #define STR(f) \
 	{ \
 #f, K_STR, offsetof(struct cb_config, f), 0, 0 \
+	}
+/* A string that may not be empty (an empty db_user was the login's own name, as root). */
+#define STR_NONEMPTY(f) \
+	{ \
+#f, K_STR, offsetof(struct cb_config, f), 1, 0 \
 	}
 #define INT(f, lo, hi) \
 	{ \
@@ -36,11 +41,11 @@ struct key {
 
 /* Every setting, in the order the README documents them. */
 static const struct key keys[] = {
-    STR(db_host),
+    STR_NONEMPTY(db_host),
     INT(db_port, 1, 65535),
     STR(db_socket),
-    STR(db_name),
-    STR(db_user),
+    STR_NONEMPTY(db_name),
+    STR_NONEMPTY(db_user),
     STR(db_password),
     INT(db_connect_timeout, 1, 60),
     STR(publish_socket),
@@ -50,7 +55,7 @@ static const struct key keys[] = {
     INT(history_cache_mb, 1, 4096),
     INT(history_cache_max_age_ms, 0, 3600000),
     STR(chat_mutex_file),
-    STR(schema_dir),
+    STR_NONEMPTY(schema_dir),
     INT(token_ttl, 60, 31 * 24 * 3600),
     INT(offline_after, 10, 7 * 24 * 3600),
     INT(typing_interval_ms, 0, 60000),
@@ -105,7 +110,13 @@ apply(struct cb_config *cfg, const char *name, const char *value, char *err, siz
 		if (strcmp(k->name, name) != 0)
 			continue;
 		switch (k->kind) {
-		case K_STR: set_str(cfg, k->offset, value); return CB_OK;
+		case K_STR:
+			if (k->min > 0 && *value == '\0') {
+				snprintf(err, errlen, "%s: may not be empty", name);
+				return CB_ERR;
+			}
+			set_str(cfg, k->offset, value);
+			return CB_OK;
 		case K_INT:
 			if (cb_parse_int(value, k->min, k->max, &v) != CB_OK) {
 				snprintf(err, errlen, "%s: expected an integer from %d to %d", name,

@@ -131,7 +131,7 @@ def test_installed_config_example_has_every_key_and_parses(installed, state_dir,
     example = (installed / "share" / "carebot" / "carebot.conf.example").read_text()
     settings = dict(re.findall(r"(?m)^#(\w+) =[ ]?(.*)$", example))
     source = (repo_root / "fcgi" / "config.c").read_text()
-    keys = re.findall(r'(?m)^\s+(?:STR|INT)\((\w+)|^\s+\{"(\w+)", K_', source)
+    keys = re.findall(r'(?m)^\s+(?:STR|STR_NONEMPTY|INT)\((\w+)|^\s+\{"(\w+)", K_', source)
     assert sorted(settings) == sorted(a or b for a, b in keys)
     instance = dict(re.findall(r"(?m)^(db_\w+)\s*=\s*(.*?)\s*$", (state_dir / "carebot.conf").read_text()))
     settings.update(instance)

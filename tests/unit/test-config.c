@@ -167,6 +167,25 @@ START_TEST(a_nul_byte_is_refused)
 }
 END_TEST
 
+START_TEST(names_the_database_and_schema_must_not_be_empty)
+{
+	static const char *const lines[] = {"db_host =", "db_name =", "db_user = ", "schema_dir ="};
+	struct cb_config cfg;
+	char err[128];
+
+	cb_config_defaults(&cfg);
+	for (size_t i = 0; i < CB_ARRAY_LEN(lines); i++) {
+		ck_assert_int_eq(cb_config_line(&cfg, lines[i], err, sizeof err), CB_ERR);
+		ck_assert_ptr_nonnull(strstr(err, "may not be empty"));
+	}
+	ck_assert_str_eq(cfg.db_user, "carebot");
+	/* The empty ones that mean something stay allowed. */
+	ck_assert_int_eq(cb_config_line(&cfg, "db_password =", err, sizeof err), CB_OK);
+	ck_assert_int_eq(cb_config_line(&cfg, "shared_file =", err, sizeof err), CB_OK);
+	cb_config_free(&cfg);
+}
+END_TEST
+
 Suite *
 cb_suite_config(void)
 {
@@ -181,6 +200,7 @@ cb_suite_config(void)
 	tcase_add_test(tc, long_lines_are_one_line);
 	tcase_add_test(tc, a_byte_order_mark_and_crlf_are_read_as_text_editors_mean_them);
 	tcase_add_test(tc, a_nul_byte_is_refused);
+	tcase_add_test(tc, names_the_database_and_schema_must_not_be_empty);
 	suite_add_tcase(s, tc);
 	return s;
 }
