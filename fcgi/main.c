@@ -109,6 +109,11 @@ main(int argc, char **argv)
 		else
 			usage();
 	}
+	/* "carebot-fcgi FILE" (no -c) would otherwise start on the defaults. */
+	if (optind < argc) {
+		fprintf(stderr, "carebot-fcgi: unexpected argument '%s'\n", argv[optind]);
+		usage();
+	}
 	/* A worker that cannot share the chats' mutexes of the others must not serve. */
 	if (cb_config_load(&cfg, conf) != CB_OK || cb_auth_init() != CB_OK ||
 	    cb_publish_init(&cfg) != CB_OK || cb_chat_mutex_open(cfg.chat_mutex_file) != CB_OK ||

@@ -22,6 +22,16 @@ def worker(build, *args):
                           capture_output=True, text=True, timeout=30)
 
 
+def test_the_worker_refuses_a_config_named_without_c(build, state_dir):
+    """`carebot-fcgi carebot.conf` (the -c forgotten) ignored the file."""
+    done = worker(build, state_dir / "carebot.conf")
+    assert done.returncode == 2, done.stderr
+    assert "unexpected argument" in done.stderr and "usage: carebot-fcgi" in done.stderr, done.stderr
+    assert "worker ready" not in done.stderr
+    started = worker(build, "-c", state_dir / "carebot.conf")
+    assert started.returncode == 0 and "worker ready" in started.stderr, started.stderr
+
+
 def test_a_directory_given_as_the_config_is_refused(build, tmp_path):
     """fopen opens a directory and reading it fails: that was read as an empty
     file, and both programs ran on the defaults."""
