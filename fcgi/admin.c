@@ -361,9 +361,12 @@ main(int argc, char **argv)
 	int rc;
 
 	parse_args(argc, argv, &a);
-	if (cb_config_load(&cfg, a.conf) != CB_OK || cb_auth_init() != CB_OK ||
-	    cb_chat_mutex_open(cfg.chat_mutex_file) != CB_OK)
+	if (cb_config_load(&cfg, a.conf) != CB_OK)
 		return 1;
+	if (cb_auth_init() != CB_OK || cb_chat_mutex_open(cfg.chat_mutex_file) != CB_OK) {
+		cb_config_free(&cfg);
+		return 1;
+	}
 	/* Changes made here are published like the workers' (a failed publish is only logged). */
 	cb_publish_init(&cfg);
 	/* So the workers forget what the changes made here make stale (cache.h). */

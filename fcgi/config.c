@@ -248,10 +248,11 @@ cb_config_load(struct cb_config *cfg, const char *path)
 	/* One that is there but unreadable (another user's, mode 0600) is an error, not "absent". */
 	if (path == NULL && access(installed, F_OK) == 0)
 		path = installed;
-	if (path != NULL && load_file(cfg, path) != CB_OK)
+	/* A config refused is freed here: its callers exit at once, and leak nothing. */
+	if ((path != NULL && load_file(cfg, path) != CB_OK) || load_env(cfg) != CB_OK) {
+		cb_config_free(cfg);
 		return CB_ERR;
-	if (load_env(cfg) != CB_OK)
-		return CB_ERR;
+	}
 	cb_log_set_level(cfg->log_level);
 	return CB_OK;
 }

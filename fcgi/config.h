@@ -41,6 +41,7 @@ int cb_config_line(struct cb_config *cfg, const char *line, char *err, size_t er
 /*
  * Loads the defaults, then the file (path NULL: $CAREBOT_CONFIG, or the
  * installed default if it exists), then CAREBOT_<KEY> environment overrides.
+ * On CB_ERR (said on stderr) nothing is left to free.
  */
 int cb_config_load(struct cb_config *cfg, const char *path);
 void cb_config_free(struct cb_config *cfg);

@@ -115,10 +115,13 @@ main(int argc, char **argv)
 		usage();
 	}
 	/* A worker that cannot share the chats' mutexes of the others must not serve. */
-	if (cb_config_load(&cfg, conf) != CB_OK || cb_auth_init() != CB_OK ||
-	    cb_publish_init(&cfg) != CB_OK || cb_chat_mutex_open(cfg.chat_mutex_file) != CB_OK ||
-	    FCGX_Init() != 0)
+	if (cb_config_load(&cfg, conf) != CB_OK)
 		return 1;
+	if (cb_auth_init() != CB_OK || cb_publish_init(&cfg) != CB_OK ||
+	    cb_chat_mutex_open(cfg.chat_mutex_file) != CB_OK || FCGX_Init() != 0) {
+		cb_config_free(&cfg);
+		return 1;
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
