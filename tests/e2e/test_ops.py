@@ -293,6 +293,61 @@ def test_down_leaves_nothing_running(repo_root):
     assert left == [], left
 
 
+def interrupted_up(repo_root, state, port, at, env=None):
+    """tools/carebot up as a terminal runs it (its own process group, SIGINT
+    not ignored), Ctrl-C'd once its stderr has a line with `at`: (status, stderr)."""
+    up = subprocess.Popen([str(repo_root / "tools" / "carebot"), "up", "--state", state, "--port", str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    try:
+        for line in up.stderr:
+            lines.append(line)
+            if at in line:
+                os.killpg(up.pid, signal.SIGINT)
+                break
+        lines += up.stderr.readlines()
+        up.wait(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    return up.returncode, "".join(lines)
+
+
+def test_an_interrupted_up_leaves_nothing_running_nor_a_half_made_datadir(repo_root, tmp_path):
+    state = tempfile.mkdtemp(prefix="carebot-int-")
+    port = free_port()
+    # a mariadb-install-db Ctrl-C'd midway: mysql/mysql made, the rest not
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mariadb-install-db").write_text(
+        '#!/bin/sh\nfor a; do case $a in --datadir=*) d=${a#--datadir=};; esac; done\n'
+        'mkdir -p "$d/mysql" && : >"$d/ibdata1" && echo half-made >&2 && exec sleep 60\n')
+    (fake / "mariadb-install-db").chmod(0o755)
+    try:
+        env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+        rc, err = interrupted_up(repo_root, state, port, "creating the MariaDB datadir", env)
+        assert rc == 130, err
+        assert processes_mentioning(state) == [], err
+        # interrupted once MariaDB runs: up stops what it started
+        rc, err = interrupted_up(repo_root, state, port, " workers\n")
+        assert rc == 130, err
+        assert "whose creation did not finish" in err, err
+        assert "up failed; stopping what it started (db" in err, err
+        assert processes_mentioning(state) == [], err
+        up = carebot(repo_root, "up", "--state", state, "--port", str(port))
+        assert up.returncode == 0, up.stderr
+        sys_schema = subprocess.run(["mariadb", f"--socket={state}/run/mysqld.sock", "-uroot", "-N", "-e",
+                                     "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'sys'"],
+                                    capture_output=True, text=True, timeout=30)
+        assert sys_schema.stdout.strip() == "1", sys_schema.stdout + sys_schema.stderr
+    finally:
+        down, left = down_spare(repo_root, state)
+    assert down.returncode == 0, down.stderr
+    assert left == [], left
+
+
 def carebot(repo_root, *args):
     return subprocess.run([str(repo_root / "tools" / "carebot"), *args], capture_output=True, text=True,
                           timeout=300)
