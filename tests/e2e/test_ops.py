@@ -6,6 +6,7 @@ import collections
 import contextlib
 import datetime
 import http.client
+import hashlib
 import json
 import os
 import pathlib
@@ -293,9 +294,10 @@ def test_down_leaves_nothing_running(repo_root):
     assert left == [], left
 
 
-def interrupted_up(repo_root, state, port, at, env=None):
+def interrupted_up(repo_root, state, port, at, env=None, then=lambda: True):
     """tools/carebot up as a terminal runs it (its own process group, SIGINT
-    not ignored), Ctrl-C'd once its stderr has a line with `at`: (status, stderr)."""
+    not ignored), Ctrl-C'd once its stderr has a line with `at` and then()
+    holds: (status, stderr)."""
     up = subprocess.Popen([str(repo_root / "tools" / "carebot"), "up", "--state", state, "--port", str(port)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                           start_new_session=True,
@@ -305,6 +307,7 @@ def interrupted_up(repo_root, state, port, at, env=None):
         for line in up.stderr:
             lines.append(line)
             if at in line:
+                assert wait_for(then, 30), f"{then} never held after {at!r}"
                 os.killpg(up.pid, signal.SIGINT)
                 break
         lines += up.stderr.readlines()
@@ -327,7 +330,8 @@ def test_an_interrupted_up_leaves_nothing_running_nor_a_half_made_datadir(repo_r
     (fake / "mariadb-install-db").chmod(0o755)
     try:
         env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
-        rc, err = interrupted_up(repo_root, state, port, "creating the MariaDB datadir", env)
+        rc, err = interrupted_up(repo_root, state, port, "creating the MariaDB datadir", env,
+                                 then=lambda: os.path.exists(f"{state}/mysql/ibdata1"))
         assert rc == 130, err
         assert processes_mentioning(state) == [], err
         # interrupted once MariaDB runs: up stops what it started
@@ -336,8 +340,16 @@ def test_an_interrupted_up_leaves_nothing_running_nor_a_half_made_datadir(repo_r
         assert "whose creation did not finish" in err, err
         assert "up failed; stopping what it started (db" in err, err
         assert processes_mentioning(state) == [], err
+        # once the workers run: their history file goes with them, as on down
+        rc, err = interrupted_up(repo_root, state, port, "starting nginx")
+        assert rc == 130 and "stopping what it started (db pool" in err, err
+        assert processes_mentioning(state) == [], err
+        physical = os.path.realpath(state)
+        shm = f"/dev/shm/carebot-{hashlib.md5(physical.encode()).hexdigest()[:16]}.history"
+        assert not os.path.exists(shm), shm
         up = carebot(repo_root, "up", "--state", state, "--port", str(port))
         assert up.returncode == 0, up.stderr
+        assert os.path.exists(shm), shm  # (the name is the instance's)
         sys_schema = subprocess.run(["mariadb", f"--socket={state}/run/mysqld.sock", "-uroot", "-N", "-e",
                                      "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'sys'"],
                                     capture_output=True, text=True, timeout=30)
