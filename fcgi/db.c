@@ -163,6 +163,16 @@ cb_db_outcome_unknown(const struct cb_db *db)
 	return db != NULL && db->outcome_unknown;
 }
 
+/* Logs a statement's failure: what, the error and its text, the SQL, and a hint. */
+static void
+log_failure(struct cb_db *db, unsigned err, const char *msg, const char *what, const char *sql,
+    const char *hint)
+{
+	if (msg == NULL)
+		msg = db->conn ? mysql_error(db->conn) : "";
+	cb_error("database: %s failed (%u): %s [%s]%s", what, err, msg, sql, hint);
+}
+
 /*
  * Maps a server or client error to our codes; a lost connection is dropped.
  * msg: the error's text when it is no longer the connection's (a statement
@@ -178,14 +188,8 @@ classify_msg(struct cb_db *db, unsigned err, const char *msg, const char *what, 
 	case ER_NO_SUCH_TABLE:
 	case ER_BAD_FIELD_ERROR:
 		/* New workers on a database not migrated yet: said, and no 500. */
-		cb_error(
-		    "database: %s failed (%u): %s [%s]: is the schema older than this program? "
-		    "run carebot-admin migrate",
-		    what, err,
-		    msg            ? msg
-		        : db->conn ? mysql_error(db->conn)
-		                   : "",
-		    sql);
+		log_failure(db, err, msg, what, sql,
+		    ": is the schema older than this program? run carebot-admin migrate");
 		return CB_ERR_SCHEMA;
 	case ER_RECORD_FILE_FULL:
 	case ER_DISK_FULL:
@@ -201,23 +205,14 @@ classify_msg(struct cb_db *db, unsigned err, const char *msg, const char *what, 
 		 * the statement did nothing, and the client gets the contract's
 		 * 503 until room is made, not a 500.
 		 */
-		cb_error("database: %s failed (%u): %s [%s]: is MariaDB's disk (or memory) full?",
-		    what, err,
-		    msg            ? msg
-		        : db->conn ? mysql_error(db->conn)
-		                   : "",
-		    sql);
+		log_failure(db, err, msg, what, sql, ": is MariaDB's disk (or memory) full?");
 		return CB_ERR_FULL;
 	case ER_CONNECTION_KILLED:
 	case ER_SERVER_SHUTDOWN:
 	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */ break;
 	default:
 		if (err < CR_MIN_ERROR || err > CR_MAX_ERROR) {
-			cb_error("database: %s failed (%u): %s [%s]", what, err,
-			    msg            ? msg
-			        : db->conn ? mysql_error(db->conn)
-			                   : "",
-			    sql);
+			log_failure(db, err, msg, what, sql, "");
 			return CB_ERR;
 		}
 	}
