@@ -360,6 +360,40 @@ def test_an_interrupted_up_leaves_nothing_running_nor_a_half_made_datadir(repo_r
     assert left == [], left
 
 
+def test_a_sigterm_to_the_script_alone_stops_its_running_step_at_once(repo_root):
+    """`kill PID` on tools/carebot fuzz (test and bench run their steps the
+    same way). Before, fuzz died at once and left the fuzzer running; test
+    and bench, which trap TERM, waited for the running step to end, since
+    bash runs a trap only once the foreground command has ended. Now the
+    step runs in the background, in its own process group, and the script
+    passes the interrupt on to it at once."""
+    fuzzer = f"{repo_root}/build-fuzz/tests/fuzz/fuzz-input"
+    fuzz = subprocess.Popen([str(repo_root / "tools" / "carebot"), "fuzz", "--seconds", "600"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    try:
+        for line in fuzz.stderr:  # the build may come first
+            lines.append(line)
+            if "fuzz-input -max_total_time=600" in line:
+                break
+        assert wait_for(lambda: processes_mentioning(fuzzer), 60), "".join(lines)
+        os.kill(fuzz.pid, signal.SIGTERM)  # the script alone, not its group
+        try:
+            fuzz.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the script waited for its step: " + "".join(lines))
+        lines += fuzz.stderr.readlines()
+    finally:
+        if fuzz.poll() is None:
+            os.killpg(fuzz.pid, signal.SIGKILL)
+        for entry in processes_mentioning(fuzzer):
+            os.kill(int(entry.split(":")[0]), signal.SIGKILL)
+    assert fuzz.returncode == 143, "".join(lines)
+    assert processes_mentioning(fuzzer) == [], "".join(lines)
+
+
 def carebot(repo_root, *args):
     return subprocess.run([str(repo_root / "tools" / "carebot"), *args], capture_output=True, text=True,
                           timeout=300)
