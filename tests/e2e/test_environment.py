@@ -1,0 +1,47 @@
+"""The operator's environment, which the rest of the suite never varies:
+`tools/carebot up` from cron's PATH (no /usr/sbin), another working
+directory and no HOME (contract section 1; README 1)."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+import requests
+
+from test_ops import down_spare, free_port
+
+
+def up(repo_root, state, port, env, cwd=None, umask=None):
+    """tools/carebot up with exactly env (and umask, if given): the CompletedProcess."""
+    script = str(repo_root / "tools" / "carebot")
+    args = [script, "up", "--state", state, "--port", str(port), "--workers", "1"]
+    if umask is not None:
+        args = ["/bin/bash", "-c", f'umask {umask} && exec "$0" "$@"', *args]
+    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def logs_in(base_url, username, password):
+    r = requests.post(base_url + "/api/auth/login", json={"username": username, "password": password},
+                      timeout=10)
+    return r.status_code == 200
+
+
+def test_up_works_from_crons_bare_environment(repo_root):
+    """cron runs a job with PATH=/usr/bin:/bin, which leaves out /usr/sbin
+    (nginx, mariadbd); here also without HOME or a locale, from /. up must start
+    the instance all the same."""
+    base = tempfile.mkdtemp(prefix="carebot-env-")
+    state, port = base + "/instance", free_port()
+    try:
+        # the suite's own settings (tools/carebot test: the build tree, the sanitizers) pass
+        env = {k: v for k, v in os.environ.items() if k.startswith(("CAREBOT_", "ASAN_", "UBSAN_"))}
+        done = up(repo_root, state, port, dict(env, PATH="/usr/bin:/bin"), cwd="/")
+        assert done.returncode == 0, done.stderr
+        assert logs_in(f"http://127.0.0.1:{port}", "admin", "admin123")
+    finally:
+        down, left = down_spare(repo_root, state)
+        shutil.rmtree(base, ignore_errors=True)
+    assert down.returncode == 0, down.stderr
+    assert left == [], left
+
