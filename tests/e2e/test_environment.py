@@ -1,15 +1,17 @@
 """The operator's environment, which the rest of the suite never varies:
 `tools/carebot up` from cron's PATH (no /usr/sbin), another working
-directory and no HOME (contract section 1; README 1)."""
+directory and no HOME; a ~/.my.cnf that names another server (contract
+section 1; README 1)."""
 
 import os
+import pathlib
 import shutil
 import subprocess
 import tempfile
 
 import requests
 
-from test_ops import down_spare, free_port
+from test_ops import down_spare, free_port, processes_mentioning
 
 
 def up(repo_root, state, port, env, cwd=None, umask=None):
@@ -43,5 +45,30 @@ def test_up_works_from_crons_bare_environment(repo_root):
         down, left = down_spare(repo_root, state)
         shutil.rmtree(base, ignore_errors=True)
     assert down.returncode == 0, down.stderr
+    assert left == [], left
+
+
+def test_up_ignores_the_users_mariadb_option_files(repo_root):
+    """A ~/.my.cnf whose [client] names another server (a developer's remote
+    database) must not send up's clients there: its ping, its provisioning,
+    its shutdown of the instance's MariaDB all go to the instance's socket."""
+    base = tempfile.mkdtemp(prefix="carebot-mycnf-")
+    state, port, elsewhere = base + "/instance", free_port(), free_port()
+    home = pathlib.Path(base, "home")
+    home.mkdir()
+    (home / ".my.cnf").write_text(
+        f"[client]\nhost=127.0.0.1\nport={elsewhere}\nprotocol=tcp\nuser=dev\npassword=devpw\n")
+    env = dict(os.environ, HOME=str(home))
+    try:
+        done = up(repo_root, state, port, env)
+        assert done.returncode == 0, done.stderr
+        assert logs_in(f"http://127.0.0.1:{port}", "customer1", "password123")
+        down = subprocess.run([str(repo_root / "tools" / "carebot"), "down", "--state", state],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stderr
+        assert processes_mentioning(state) == []
+    finally:
+        down, left = down_spare(repo_root, state)
+        shutil.rmtree(base, ignore_errors=True)
     assert left == [], left
 
