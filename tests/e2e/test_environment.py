@@ -1,7 +1,7 @@
 """The operator's environment, which the rest of the suite never varies:
 `tools/carebot up` from cron's PATH (no /usr/sbin), another working
-directory and no HOME; a ~/.my.cnf that names another server (contract
-section 1; README 1)."""
+directory, no HOME and umask 000; a ~/.my.cnf that names another server
+(contract section 1; README 1)."""
 
 import os
 import pathlib
@@ -29,18 +29,36 @@ def logs_in(base_url, username, password):
     return r.status_code == 200
 
 
-def test_up_works_from_crons_bare_environment(repo_root):
+def writable_by_others(state):
+    """What another user may write (or connect to) in state: the files and
+    directories up made, where group or others can reach them (run/, log/
+    and MariaDB's datadir are the user's alone)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(state):
+        if os.stat(dirpath).st_mode & 0o011 == 0:
+            dirnames.clear()
+            continue
+        for name in [dirpath] + [os.path.join(dirpath, f) for f in filenames]:
+            mode = os.lstat(name).st_mode
+            if mode & 0o022:
+                found.append(f"{oct(mode & 0o777)} {name}")
+    return found
+
+
+def test_up_works_from_crons_bare_environment_and_makes_nothing_writable_by_others(repo_root):
     """cron runs a job with PATH=/usr/bin:/bin, which leaves out /usr/sbin
-    (nginx, mariadbd); here also without HOME or a locale, from /. up must start
-    the instance all the same."""
+    (nginx, mariadbd); here also without HOME or a locale, from /, at umask
+    000. up must start the instance all the same, and nothing it makes may be
+    writable by another user (instance.env names the binaries it runs)."""
     base = tempfile.mkdtemp(prefix="carebot-env-")
     state, port = base + "/instance", free_port()
     try:
         # the suite's own settings (tools/carebot test: the build tree, the sanitizers) pass
         env = {k: v for k, v in os.environ.items() if k.startswith(("CAREBOT_", "ASAN_", "UBSAN_"))}
-        done = up(repo_root, state, port, dict(env, PATH="/usr/bin:/bin"), cwd="/")
+        done = up(repo_root, state, port, dict(env, PATH="/usr/bin:/bin"), cwd="/", umask="000")
         assert done.returncode == 0, done.stderr
         assert logs_in(f"http://127.0.0.1:{port}", "admin", "admin123")
+        assert writable_by_others(state) == []
     finally:
         down, left = down_spare(repo_root, state)
         shutil.rmtree(base, ignore_errors=True)
