@@ -1,7 +1,7 @@
 """The operator's environment, which the rest of the suite never varies:
 `tools/carebot up` from cron's PATH (no /usr/sbin), another working
-directory, no HOME and umask 000; a ~/.my.cnf that names another server
-(contract section 1; README 1)."""
+directory, no HOME and umask 000; a ~/.my.cnf that names another server; the
+state path check in a UTF-8 locale (contract section 1; README 1)."""
 
 import os
 import pathlib
@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 
+import pytest
 import requests
 
 from test_ops import down_spare, free_port, processes_mentioning
@@ -90,3 +91,30 @@ def test_up_ignores_the_users_mariadb_option_files(repo_root):
         shutil.rmtree(base, ignore_errors=True)
     assert left == [], left
 
+
+def utf8_locale():
+    """A UTF-8 locale other than C.UTF-8 (whose ranges are ASCII), or None."""
+    names = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.split()
+    for name in names:
+        if name.lower().endswith((".utf8", ".utf-8")) and not name.lower().startswith("c."):
+            return name
+    return None
+
+
+def test_the_state_path_check_is_the_same_in_every_locale(repo_root):
+    """In de_DE.UTF-8 (or en_US.UTF-8) "[A-Za-z]" takes "é": a state path
+    that LC_ALL=C refuses at once got a datadir and failed at nginx -t, and
+    its socket paths, counted in characters, passed the length check."""
+    loc = utf8_locale()
+    if loc is None:
+        pytest.skip("no UTF-8 locale but C.UTF-8 is generated here")
+    base = tempfile.mkdtemp(prefix="carebot-locale-")
+    state = base + "/" + "é" * 40
+    try:
+        done = up(repo_root, state, free_port(), dict(os.environ, LC_ALL=loc))
+        assert done.returncode == 1 and "pick another path" in done.stderr, done.stderr
+        assert not os.path.exists(state)
+    finally:
+        down, left = down_spare(repo_root, state)
+        shutil.rmtree(base, ignore_errors=True)
+    assert left == [], left
