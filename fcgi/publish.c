@@ -23,7 +23,12 @@
 #include "publish.h"
 #include "util.h"
 
-/* After a publish that got no answer, publishing pauses this long (a dead Nchan must not slow every request). */
+/*
+ * After a publish that got no answer, publishing pauses this long (a dead
+ * Nchan must not slow every request). The pause and the warnings' spacing
+ * are elapsed time: on the wall clock, a step back of an hour (NTP, a VM
+ * resumed) within the pause paused publishing for that hour.
+ */
 #define BACKOFF_MS 2000
 /* Failed publishes are logged at most once in this long (the log line counts them all). */
 #define WARN_EVERY_MS 1000
@@ -323,7 +328,7 @@ cb_publish(const char *channels, const char *json)
 	long status;
 	int rc;
 
-	if (cb_now_ms() < paused_until_ms) {
+	if (cb_monotonic_ms() < paused_until_ms) {
 		failures++;
 		return CB_ERR;
 	}
@@ -333,7 +338,7 @@ cb_publish(const char *channels, const char *json)
 	/* Nchan answers 201 for a new message on a subscribed channel, 202 when nobody listens. */
 	rc = answered && status >= 200 && status <= 299 ? CB_OK : CB_ERR;
 	if (rc != CB_OK) {
-		long long now = cb_now_ms();
+		long long now = cb_monotonic_ms();
 		failures++;
 		/*
 		 * No answer: Nchan is down or hung, and the next publish would wait
@@ -378,7 +383,7 @@ cb_publish_channel_info(const char *channel, long *messages, long long *newest_s
 
 	*messages = 0;
 	*newest_s = 0;
-	if (cb_now_ms() < paused_until_ms)
+	if (cb_monotonic_ms() < paused_until_ms)
 		return CB_ERR;
 	char *path = xasprintf("/pub?id=%s", channel);
 	int rc = request("GET", path, NULL, &status, answer, sizeof answer);

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -27,6 +29,29 @@ struct step {
 	enum after after;
 	int dribble; /* write the answer a byte at a time */
 };
+
+/*
+ * The clocks as the code under test reads them, each shifted by what a test
+ * sets: the wall clock can step (NTP, a VM resumed), the monotonic one only
+ * runs on. Defined here, clock_gettime takes the place of libc's in this
+ * program; with both shifts 0 it is the kernel's.
+ */
+static long long realtime_shift_ms, monotonic_shift_ms;
+
+int
+clock_gettime(clockid_t id, struct timespec *ts)
+{
+	long long shift = id == CLOCK_REALTIME ? realtime_shift_ms
+	    : id == CLOCK_MONOTONIC            ? monotonic_shift_ms
+	                                       : 0;
+
+	if (syscall(SYS_clock_gettime, id, ts) != 0)
+		return -1;
+	long long ns = (long long)ts->tv_sec * 1000000000 + ts->tv_nsec + shift * 1000000;
+	ts->tv_sec = (time_t)(ns / 1000000000);
+	ts->tv_nsec = (long)(ns % 1000000000);
+	return 0;
+}
 
 static struct cb_config cfg;
 static pid_t server = -1;
@@ -272,6 +297,26 @@ START_TEST(a_publisher_that_does_not_answer_is_a_failure_and_is_not_asked_twice)
 }
 END_TEST
 
+/*
+ * The pause after an unanswered publish lasts its time however the wall
+ * clock steps: set back an hour within it, it paused publishing, every
+ * event of the instance lost, for that hour.
+ */
+START_TEST(the_pause_after_no_answer_ends_in_time_when_the_wall_clock_steps_back)
+{
+	static const struct step script[] = {{OK_201, KEEP, 0}};
+
+	ck_assert_int_eq(cb_publish("chat/1", "{\"n\":1}"), CB_ERR); /* nothing listens yet */
+	realtime_shift_ms = -3600 * 1000LL;
+	monotonic_shift_ms = 2500; /* past the pause */
+	serve(script, 1);
+	int rc = cb_publish("chat/1", "{\"n\":2}");
+	realtime_shift_ms = monotonic_shift_ms = 0;
+	ck_assert_int_eq(rc, CB_OK);
+	ck_assert_int_eq(count(server_log(0), "{\"n\":2}"), 1);
+}
+END_TEST
+
 START_TEST(an_answer_that_is_not_http_is_a_failure)
 {
 	static const struct step script[] = {{"SSH-2.0-OpenSSH\r\n\r\n", KEEP, 0}};
@@ -375,6 +420,7 @@ cb_suite_publish(void)
 	    tc, a_connection_closed_by_the_server_is_dialled_again_and_nothing_is_sent_twice);
 	tcase_add_test(tc, a_refusal_is_a_failure_and_the_next_publish_is_tried);
 	tcase_add_test(tc, a_publisher_that_does_not_answer_is_a_failure_and_is_not_asked_twice);
+	tcase_add_test(tc, the_pause_after_no_answer_ends_in_time_when_the_wall_clock_steps_back);
 	tcase_add_test(tc, an_answer_that_is_not_http_is_a_failure);
 	tcase_add_test(tc, nothing_listening_is_a_failure);
 	tcase_add_test(tc, channel_info_reads_what_nchan_keeps_on_one_connection);
