@@ -1,8 +1,10 @@
 """The operator's environment, which the rest of the suite never varies:
 `tools/carebot up` from cron's PATH (no /usr/sbin), another working
-directory, no HOME and umask 000; a ~/.my.cnf that names another server; the
-state path check in a UTF-8 locale (contract section 1; README 1)."""
+directory, no HOME, umask 000 and a TZ far from UTC; a ~/.my.cnf that names
+another server; the state path check in a UTF-8 locale (contract section 1;
+README 1)."""
 
+import datetime
 import os
 import pathlib
 import shutil
@@ -49,16 +51,30 @@ def writable_by_others(state):
 def test_up_works_from_crons_bare_environment_and_makes_nothing_writable_by_others(repo_root):
     """cron runs a job with PATH=/usr/bin:/bin, which leaves out /usr/sbin
     (nginx, mariadbd); here also without HOME or a locale, from /, at umask
-    000. up must start the instance all the same, and nothing it makes may be
-    writable by another user (instance.env names the binaries it runs)."""
+    000, in a zone 13:45 off UTC. up must start the instance all the same,
+    its times must be UTC, and nothing it makes may be writable by another
+    user (instance.env names the binaries it runs)."""
     base = tempfile.mkdtemp(prefix="carebot-env-")
     state, port = base + "/instance", free_port()
     try:
         # the suite's own settings (tools/carebot test: the build tree, the sanitizers) pass
         env = {k: v for k, v in os.environ.items() if k.startswith(("CAREBOT_", "ASAN_", "UBSAN_"))}
-        done = up(repo_root, state, port, dict(env, PATH="/usr/bin:/bin"), cwd="/", umask="000")
+        done = up(repo_root, state, port, dict(env, PATH="/usr/bin:/bin", TZ="Pacific/Chatham"),
+                  cwd="/", umask="000")
         assert done.returncode == 0, done.stderr
-        assert logs_in(f"http://127.0.0.1:{port}", "admin", "admin123")
+        login = requests.post(f"http://127.0.0.1:{port}/api/auth/login",
+                              json={"username": "admin", "password": "admin123"}, timeout=10)
+        assert login.status_code == 200, login.text
+        expires = datetime.datetime.strptime(login.json()["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        utc = datetime.timezone.utc
+        lifetime = expires.replace(tzinfo=utc) - datetime.datetime.now(utc)
+        assert abs(lifetime - datetime.timedelta(hours=12)) < datetime.timedelta(minutes=1), lifetime
+        # MariaDB's own default zone is UTC too, not the shell's: a session that
+        # sets none (the mariadb client, the tests' SQL) agrees with the API
+        offset = subprocess.run(["mariadb", "--no-defaults", f"--socket={state}/run/mysqld.sock", "-uroot",
+                                 "-N", "-e", "SELECT TIMESTAMPDIFF(MINUTE, UTC_TIMESTAMP(), NOW())"],
+                                capture_output=True, text=True, timeout=30)
+        assert offset.stdout.strip() == "0", offset.stdout + offset.stderr
         assert writable_by_others(state) == []
     finally:
         down, left = down_spare(repo_root, state)
