@@ -108,26 +108,28 @@ def test_up_ignores_the_users_mariadb_option_files(repo_root):
     assert left == [], left
 
 
-def utf8_locale():
-    """A UTF-8 locale other than C.UTF-8 (whose ranges are ASCII), or None."""
-    names = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.split()
-    for name in names:
-        if name.lower().endswith((".utf8", ".utf-8")) and not name.lower().startswith("c."):
-            return name
-    return None
+def private_utf8_locale(where):
+    """de_DE.UTF-8 compiled into where (the `locales` package's sources,
+    which tools/carebot test installs; nothing of the system's changes): the
+    environment that selects it, or None without those sources."""
+    made = subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", f"{where}/de_DE.UTF-8"],
+                          capture_output=True, text=True, timeout=120)
+    if made.returncode != 0 or not os.path.isdir(f"{where}/de_DE.UTF-8"):
+        return None
+    return {"LOCPATH": str(where), "LC_ALL": "de_DE.UTF-8"}
 
 
-def test_the_state_path_check_is_the_same_in_every_locale(repo_root):
-    """In de_DE.UTF-8 (or en_US.UTF-8) "[A-Za-z]" takes "é": a state path
-    that LC_ALL=C refuses at once got a datadir and failed at nginx -t, and
-    its socket paths, counted in characters, passed the length check."""
-    loc = utf8_locale()
+def test_the_state_path_check_is_the_same_in_every_locale(repo_root, tmp_path):
+    """In de_DE.UTF-8 "[A-Za-z]" takes "é": a state path that LC_ALL=C
+    refuses at once got a datadir and failed at nginx -t, and its socket
+    paths, counted in characters, passed the length check."""
+    loc = private_utf8_locale(tmp_path)
     if loc is None:
-        pytest.skip("no UTF-8 locale but C.UTF-8 is generated here")
+        pytest.skip("localedef cannot make de_DE.UTF-8 here (apt-get install locales)")
     base = tempfile.mkdtemp(prefix="carebot-locale-")
     state = base + "/" + "é" * 40
     try:
-        done = up(repo_root, state, free_port(), dict(os.environ, LC_ALL=loc))
+        done = up(repo_root, state, free_port(), dict(os.environ, **loc))
         assert done.returncode == 1 and "pick another path" in done.stderr, done.stderr
         assert not os.path.exists(state)
     finally:
