@@ -24,6 +24,22 @@ oom(size_t size)
 	abort();
 }
 
+/*
+ * The length vsnprintf measured for a format. It fails (-1) only when the
+ * text would pass INT_MAX bytes or a wide character has no encoding: taken
+ * as the size it was, -1 left xasprintf's text unterminated and took a byte
+ * off a buffer's length. Like running out of memory, that aborts.
+ */
+static size_t
+measured(int n)
+{
+	if (n < 0) {
+		fprintf(stderr, "carebot: cannot format text: %s\n", strerror(errno));
+		abort();
+	}
+	return (size_t)n;
+}
+
 void *
 xmalloc(size_t size)
 {
@@ -78,9 +94,9 @@ xasprintf(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	int n = vsnprintf(probe, sizeof probe, fmt, ap);
+	size_t n = measured(vsnprintf(probe, sizeof probe, fmt, ap));
 	va_end(ap);
-	b.cap = (size_t)n + 1;
+	b.cap = n + 1;
 	b.data = xmalloc(b.cap);
 	va_start(ap, fmt);
 	vsnprintf(b.data, b.cap, fmt, ap);
@@ -123,13 +139,13 @@ cb_buf_printf(struct cb_buf *b, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	int n = vsnprintf(probe, sizeof probe, fmt, ap);
+	size_t n = measured(vsnprintf(probe, sizeof probe, fmt, ap));
 	va_end(ap);
-	buf_reserve(b, (size_t)n);
+	buf_reserve(b, n);
 	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	vsnprintf(b->data + b->len, n + 1, fmt, ap);
 	va_end(ap);
-	b->len += (size_t)n;
+	b->len += n;
 }
 
 void

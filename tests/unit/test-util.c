@@ -1,7 +1,9 @@
 /* test-util.c - UTF-8 rules, integer parsing, the string buffer and time text (fcgi/util.c). */
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "tests.h"
 #include "util.h"
@@ -82,6 +84,29 @@ START_TEST(buf_grows_and_formats)
 }
 END_TEST
 
+/*
+ * vsnprintf fails (-1) on a wide character the locale cannot encode (and on
+ * text past INT_MAX bytes): the buffer's length went one byte back, and
+ * xasprintf returned a byte never written. Both abort instead, as running
+ * out of memory does.
+ */
+START_TEST(buf_printf_aborts_when_the_format_fails)
+{
+	struct cb_buf b = {0};
+
+	cb_buf_printf(&b, "x%lc", (wint_t)0x110000);
+	ck_abort_msg("cb_buf_printf returned, its length now %zu", b.len);
+}
+END_TEST
+
+START_TEST(asprintf_aborts_when_the_format_fails)
+{
+	char *s = xasprintf("x%lc", (wint_t)0x110000);
+
+	ck_abort_msg("xasprintf returned %zu bytes of text", strlen(s));
+}
+END_TEST
+
 START_TEST(buf_appends_integers_like_printf)
 {
 	const long long values[] = {0, 1, -1, 9, 10, -10, 99, 100, 123456789, -987654321, 1LL << 53,
@@ -133,6 +158,8 @@ cb_suite_util(void)
 	tcase_add_test(tc, utf8_length_counts_code_points);
 	tcase_add_test(tc, parse_int_whole_numbers_in_range);
 	tcase_add_test(tc, buf_grows_and_formats);
+	tcase_add_test_raise_signal(tc, buf_printf_aborts_when_the_format_fails, SIGABRT);
+	tcase_add_test_raise_signal(tc, asprintf_aborts_when_the_format_fails, SIGABRT);
 	tcase_add_test(tc, buf_appends_integers_like_printf);
 	tcase_add_test(tc, utc_times_format_like_printf);
 	suite_add_tcase(s, tc);
