@@ -10,6 +10,11 @@
 #include "migrate.h"
 #include "util.h"
 
+/*
+ * The whole file, or NULL with errno set. A read that fails part-way is a
+ * failure: fread's 0 at an error looked like the end of the file, and the
+ * text read so far (none, for a directory) was run as the migration.
+ */
 static char *
 slurp(const char *path)
 {
@@ -22,6 +27,14 @@ slurp(const char *path)
 		return NULL;
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
 		cb_buf_append(&b, chunk, n);
+	if (ferror(f)) {
+		int saved = errno;
+
+		fclose(f);
+		cb_buf_free(&b);
+		errno = saved;
+		return NULL;
+	}
 	fclose(f);
 	if (b.data == NULL)
 		cb_buf_append(&b, "", 0);

@@ -79,6 +79,26 @@ def test_a_migration_gives_up_on_a_held_table_and_runs_again(repo_root, state_di
         shutil.rmtree(schema, ignore_errors=True)
 
 
+def test_a_migration_that_cannot_be_read_is_not_run(repo_root, state_dir):
+    """A read error was taken for the end of the file: what had been read
+    (nothing, for a directory) ran as the migration, and MariaDB's "Query was
+    empty" was the only clue."""
+    db = "carebot_unreadable_test"
+    schema = pathlib.Path(tempfile.mkdtemp(prefix="carebot-schema-"))
+    try:
+        for path in migrations(repo_root):
+            shutil.copy(path, schema)
+        (schema / "999-unreadable.sql").mkdir()
+        with scratch_database(repo_root, state_dir, db, schema_dir=schema) as admin:
+            done = subprocess.run([*admin, "migrate"], capture_output=True, text=True, timeout=120)
+            assert done.returncode == 1, done
+            assert f"cannot read {schema}/999-unreadable.sql: Is a directory" in done.stderr, done.stderr
+            applied = root_sql(state_dir, f"SELECT version FROM {db}.schema_migrations").split()
+            assert "999-unreadable.sql" not in applied
+    finally:
+        shutil.rmtree(schema, ignore_errors=True)
+
+
 def test_workers_on_an_older_schema_answer_503_and_health_says_so(api, state_dir):
     """An operator who installs new workers and forgets `migrate` used to get
     500s from the requests that met what was missing, and health said ok."""
