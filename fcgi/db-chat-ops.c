@@ -196,7 +196,7 @@ list_sql(enum list_role role, unsigned mask)
 	for (unsigned i = 0; i < 4; i++) {
 		if (mask & (1u << i))
 			strcat(where, filter_sql[i]);
-		types[i] = mask & (1u << i) ? filter_given[i] : filter_absent[i];
+		types[i] = (mask & (1u << i)) ? filter_given[i] : filter_absent[i];
 	}
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"

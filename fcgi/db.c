@@ -527,6 +527,7 @@ col_type(const MYSQL_FIELD *f)
 
 /* Column buffers for one fetch; strings are sized by the stored max_length. */
 struct row_buf {
+	unsigned ncols; /* how many row_buf_bind made: 0 until it has run */
 	MYSQL_BIND *bind;
 	my_bool *nulls;
 	unsigned long *lens;
@@ -560,6 +561,7 @@ row_buf_bind(struct row_buf *rb, struct cb_res *res, const MYSQL_FIELD *fields)
 	rb->ints = xcalloc(n, sizeof *rb->ints);
 	rb->times = xcalloc(n, sizeof *rb->times);
 	rb->strs = xcalloc(n, sizeof *rb->strs);
+	rb->ncols = n;
 	for (unsigned c = 0; c < n; c++) {
 		MYSQL_BIND *b = &rb->bind[c];
 		enum cb_col_type type = col_type(&fields[c]);
@@ -584,9 +586,9 @@ row_buf_bind(struct row_buf *rb, struct cb_res *res, const MYSQL_FIELD *fields)
 }
 
 static void
-row_buf_free(struct row_buf *rb, unsigned ncols)
+row_buf_free(struct row_buf *rb)
 {
-	for (unsigned c = 0; c < ncols; c++)
+	for (unsigned c = 0; c < rb->ncols; c++)
 		free(rb->strs[c]);
 	free(rb->bind), free(rb->nulls), free(rb->lens), free(rb->ints), free(rb->times),
 	    free(rb->strs);
@@ -690,7 +692,7 @@ out:
 	}
 	mysql_stmt_free_result(stmt);
 	mysql_free_result(meta);
-	row_buf_free(&rb, res->ncols);
+	row_buf_free(&rb);
 	if (failed == NULL)
 		return CB_OK;
 	resync(db, stmt, err);
