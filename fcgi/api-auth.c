@@ -15,13 +15,13 @@ session_reply(struct cb_request *req, int status, long long user_id)
 {
 	char token[CB_TOKEN_HEX + 1];
 	char *expires_at = NULL;
-	json_object *user, *body;
+	json_object *user;
 	int rc = cb_db_session_create(req->db, user_id, req->cfg->token_ttl, token, &expires_at);
 
 	if (rc == CB_OK)
 		rc = cb_db_user_json(req->db, user_id, &user);
 	if (rc == CB_OK) {
-		body = json_object_new_object();
+		json_object *body = json_object_new_object();
 		json_object_object_add(body, "token", json_object_new_string(token));
 		json_object_object_add(body, "expires_at", json_object_new_string(expires_at));
 		json_object_object_add(body, "user", user);

@@ -329,6 +329,7 @@ resume_from(struct cb_request *req)
 	char **envp = req->fcgx->envp;
 	const char *uri = FCGX_GetParam("CAREBOT_AUTH_URI", envp);
 	const char *id = FCGX_GetParam("HTTP_LAST_EVENT_ID", envp);
+	/* cppcheck-suppress variableScope ; id may point into arg after the if that fills it */
 	char arg[128], channel[64];
 	int rc;
 

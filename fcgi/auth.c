@@ -133,9 +133,9 @@ cb_auth_password_hash(const char *password, char out[CB_PWHASH_LEN])
 int
 cb_auth_password_ok(const char *password, const char *stored)
 {
-	static char dummy[CB_PWHASH_LEN];
-
 	if (stored == NULL) {
+		static char dummy[CB_PWHASH_LEN];
+
 		/* Unknown user: spend what a real check costs, so timing tells nothing. */
 		if (dummy[0] == '\0' &&
 		    cb_auth_password_hash("carebot-timing-equaliser", dummy) != CB_OK)

@@ -438,7 +438,6 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 	int rc = CB_ERR_UNAVAILABLE;
 
 	for (int attempt = 0;; attempt++) {
-		va_list aq;
 		MYSQL_STMT *stmt;
 		unsigned err = 0;
 
@@ -456,6 +455,8 @@ execute(struct cb_db *db, MYSQL_STMT **out, const char *sql, const char *types, 
 			return CB_ERR;
 		}
 		if (stmt != NULL) {
+			va_list aq;
+
 			va_copy(aq, ap);
 			bind_params(&p, types, aq);
 			va_end(aq);
@@ -607,13 +608,14 @@ row_buf_copy(const struct row_buf *rb, struct cb_res *res, size_t *cap)
 	struct cb_val *row = &res->vals[(size_t)res->nrows * n];
 	for (unsigned c = 0; c < n; c++) {
 		struct cb_val *v = &row[c];
-		char when[32];
 
 		memset(v, 0, sizeof *v);
 		v->is_null = rb->nulls[c];
 		if (v->is_null)
 			continue;
 		if (res->types[c] == CB_COL_TIME) {
+			char when[32];
+
 			format_time(&rb->times[c], when);
 			v->s = xstrdup(when);
 		} else if (res->types[c] != CB_COL_STR) {

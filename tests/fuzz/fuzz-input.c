@@ -163,7 +163,6 @@ paths(const char *s)
 static void
 scalars(const char *raw, const char *s, size_t len)
 {
-	unsigned char hash[CB_TOKEN_HASH];
 	long long v;
 
 	if (cb_utf8_valid(raw, len))
@@ -175,8 +174,11 @@ scalars(const char *raw, const char *s, size_t len)
 	cb_valid_idempotency_key(s);
 	cb_role_parse(s);
 	const char *token = cb_auth_bearer(s);
-	if (token != NULL)
+	if (token != NULL) {
+		unsigned char hash[CB_TOKEN_HASH];
+
 		cb_auth_token_hash(token, hash);
+	}
 }
 
 static void
