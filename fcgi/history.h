@@ -79,7 +79,9 @@ void cb_history_bump_all(void);
 int cb_history_stamp(long long chat_id, struct cb_history_stamp *s);
 /*
  * The newest limit messages of chat_id: when FRESH or OLD, the page is
- * appended to out and *p filled; when NONE, out is untouched.
+ * appended to out and *p filled; when NONE, out's text is as it was, but a
+ * read that a writer overtook may have grown its room (out->data may be
+ * new, and the caller's to free, even then).
  */
 enum cb_history_found cb_history_get(
     long long chat_id, long long limit, struct cb_history_page *p, struct cb_buf *out);

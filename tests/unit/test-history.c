@@ -61,13 +61,13 @@ found(long long chat, long long limit, struct cb_chat_state *st, long long *tota
 	return f;
 }
 
-/* 1 if chat's page is served as it is. */
+/* 1 if chat's page is served as it is; otherwise b is freed (a NONE may have grown it). */
 static int
 get(long long chat, long long limit, struct cb_chat_state *st, long long *total, struct cb_buf *b)
 {
 	enum cb_history_found f = found(chat, limit, st, total, b);
 
-	if (f == CB_HISTORY_OLD)
+	if (f != CB_HISTORY_FRESH)
 		cb_buf_free(b);
 	return f == CB_HISTORY_FRESH;
 }
