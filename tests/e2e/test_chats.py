@@ -234,6 +234,22 @@ def test_an_agents_list_is_its_department_and_its_own_chats_elsewhere_paged_as_o
             assert pages == ids, (query, limit)
 
 
+
+def test_a_page_past_the_end_still_counts_for_admins_and_customers(w, api):
+    """A page past the end has no row to carry the total, so it is counted on
+    its own, by a statement per role; the agents' one is exercised above."""
+    cust = w.customer()
+    made = [w.chat(cust, department_id=w.department()["id"])["id"] for _ in range(3)]
+    w.close(made[0])
+    for token, query, total in [(w.admin, f"customer_id={cust['id']}", 3),
+                                (w.admin, f"customer_id={cust['id']}&status=waiting", 2),
+                                (cust["token"], "", 3),
+                                (cust["token"], "status=closed", 1)]:
+        r = api.get(f"/api/chats/?{query}&offset=5", token=token)
+        assert r.status_code == 200 and r.json() == [], (query, r.text)
+        assert r.headers["X-Total-Count"] == str(total), query
+
+
 # ---- GET /api/chats/{id} ----
 
 def test_show_adds_transfers_oldest_first(w, api):

@@ -229,6 +229,22 @@ def test_list_filters_and_paging(directory):
     assert int(capped.headers["X-Total-Count"]) == total
 
 
+
+def test_list_a_page_past_the_end_still_counts(directory):
+    """A page past the end has no row to carry the total: it is counted on its own."""
+    api = directory.api
+    dept = directory.department()
+    for _ in range(3):
+        directory.agent(dept)
+    for query, total in [(f"department_id={dept['id']}", 3),
+                         (f"department_id={dept['id']}&status=available", 0)]:
+        r = api.get(f"/api/users/?{query}&limit=2&offset=3", token=directory.admin)
+        assert r.status_code == 200 and r.json() == [], r.text
+        assert r.headers["X-Total-Count"] == str(total), query
+    everyone = int(api.get("/api/users/?limit=1", token=directory.admin).headers["X-Total-Count"])
+    r = api.get(f"/api/users/?offset={everyone + 10}", token=directory.admin)
+    assert r.json() == [] and int(r.headers["X-Total-Count"]) == everyone
+
 @pytest.mark.parametrize("query, name", [
     ("role=root", "role"), ("status=away", "status"), ("department_id=abc", "department_id"),
     ("department_id=0", "department_id"), ("limit=0", "limit"), ("offset=x", "offset"),
