@@ -580,7 +580,12 @@ def test_reassign_prints_one_line_and_rejects_bad_options(w, admin_cli):
         ("frob",): "unknown command 'frob'",
         ("seed", "twice"): "'twice'",
         ("token",): "USERNAME",
+        ("token", "admin", "59"): "TTL wants whole seconds from 60",
+        ("add-admin",): "USERNAME",
         ("--frob", "reassign"): "'--frob'",
+        ("-x", "reassign"): "unknown option '-x'",
+        ("-c",): "option '-c' needs a value",
+        (): "no command given",
     }
     for args, named in bad_ones.items():
         done = admin_cli(*args)

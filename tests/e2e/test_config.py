@@ -43,3 +43,20 @@ def test_a_directory_given_as_the_config_is_refused(build, tmp_path):
                            capture_output=True, text=True, timeout=30)
     assert admin.returncode == 1 and admin.stdout == "", admin.stdout
     assert f"carebot: cannot read {tmp_path}: Is a directory" in admin.stderr, admin.stderr
+
+
+def test_the_config_comes_from_carebot_config_without_c_and_a_missing_one_is_refused(
+        build, state_dir, tmp_path):
+    """README 3: -c FILE, else $CAREBOT_CONFIG, else the installed one."""
+    admin = [str(build / "carebot-admin"), "token", "admin"]
+    env = {**os.environ, "CAREBOT_CONFIG": str(state_dir / "carebot.conf")}
+    done = subprocess.run(admin, capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0 and len(done.stdout.strip()) >= 22, done.stderr
+    missing = tmp_path / "nowhere.conf"
+    env["CAREBOT_CONFIG"] = str(missing)
+    done = subprocess.run(admin, capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 1 and done.stdout == "", done.stdout
+    assert f"carebot: cannot read {missing}: No such file or directory" in done.stderr, done.stderr
+    done = worker(build, "-c", missing)
+    assert done.returncode == 1 and "worker ready" not in done.stderr, done.stderr
+    assert f"carebot: cannot read {missing}: No such file or directory" in done.stderr, done.stderr

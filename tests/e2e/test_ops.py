@@ -1036,6 +1036,33 @@ def test_add_admin_makes_an_admin_from_a_password_on_stdin_and_refuses_bad_input
     assert done.returncode == 1 and f"the username '{name}' is taken" in done.stderr, done.stderr
     assert users_named(name) == 1
 
+    # Arguments that are not UTF-8 are refused, and a password line from a
+    # CRLF file is the password without its \r.
+    done = subprocess.run([*admin, (name + "x").encode(), b"Bad \xff name"], input=b"long enough\n",
+                          capture_output=True, timeout=60)
+    assert done.returncode == 1 and b"full_name must be UTF-8" in done.stderr, done.stderr
+    assert users_named(name + "x") == 0
+    done = run(name + "_crlf", stdin="carriage return 9\r\n")
+    assert done.returncode == 0, done.stderr
+    login = api.post("/api/auth/login", json={"username": name + "_crlf", "password": "carriage return 9"})
+    assert login.status_code == 200, login.text
+
+
+def test_admin_token_takes_a_ttl(admin_cli, api, state_dir):
+    """README 4: `token USER [TTL]`; without TTL the config's token_ttl."""
+    def seconds_left(token):
+        me = api.get("/api/auth/me", token=token)
+        assert me.status_code == 200, me.text
+        return int(root_sql(state_dir, "SELECT TIMESTAMPDIFF(SECOND, NOW(3), expires_at) "
+                                       "FROM carebot.sessions ORDER BY id DESC LIMIT 1"))
+
+    done = admin_cli("token", "customer1", "120")
+    assert done.returncode == 0, done.stderr
+    assert 100 <= seconds_left(done.stdout.strip()) <= 120
+    done = admin_cli("token", "customer1")
+    assert done.returncode == 0, done.stderr
+    assert seconds_left(done.stdout.strip()) > 3600
+
 
 class RootSessions:
     """Root sessions over the instance's socket, opened until MariaDB lets
