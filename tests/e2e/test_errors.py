@@ -261,16 +261,19 @@ def test_415_body_must_be_json(api, admin_token):
         headers = {"Content-Type": ctype} if ctype else {}
         r = api.post("/api/departments/", token=admin_token, data=b'{"name": "Form"}', headers=headers)
         assert_error(r, 415, "unsupported_media_type")
-    r = api.post("/api/departments/", token=admin_token, data=b'{"name": "Charset ' + uuid.uuid4().hex[:6].encode() + b'"}',
-                 headers={"Content-Type": "application/json; charset=utf-8"})
-    assert r.status_code == 201, r.text
-    assert len(departments(api, admin_token)) == len(before) + 1
-    # JSON is UTF-8: a body declared in another charset is refused
-    for ctype in ["application/json; charset=latin-1", 'application/json;charset="iso-8859-1"']:
+    # Parameters other than charset are passed over.
+    for ctype in ["application/json; charset=utf-8", "application/json; version=2; charset=UTF8"]:
+        r = api.post("/api/departments/", token=admin_token, data=b'{"name": "Charset ' + uuid.uuid4().hex[:6].encode() + b'"}',
+                     headers={"Content-Type": ctype})
+        assert r.status_code == 201, (ctype, r.text)
+    assert len(departments(api, admin_token)) == len(before) + 2
+    # JSON is UTF-8: a body declared in another charset is refused, wherever its parameter is
+    for ctype in ["application/json; charset=latin-1", 'application/json;charset="iso-8859-1"',
+                  "application/json; version=2; charset=latin-1"]:
         r = api.post("/api/departments/", token=admin_token, data=b'{"name": "Latin"}',
                      headers={"Content-Type": ctype})
         assert_error(r, 415, "unsupported_media_type")
-    assert len(departments(api, admin_token)) == len(before) + 1
+    assert len(departments(api, admin_token)) == len(before) + 2
 
 
 def test_a_body_where_none_is_read_must_still_be_json(api, admin_token):
