@@ -268,10 +268,11 @@ read_response(struct reader *r, long *status, int *keep)
 		return skip_chunks(r);
 	if (length >= 0)
 		return skip(r, (unsigned long long)length);
-	/* Neither: the body ends when the server closes. */
+	/* Neither: the body ends when the server closes; kept as skip keeps one. */
 	*keep = 0;
-	while (fill(r) == 1)
-		r->pos = r->len;
+	do
+		skip(r, r->len - r->pos);
+	while (fill(r) == 1);
 	return CB_OK;
 }
 

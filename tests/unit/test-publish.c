@@ -371,6 +371,34 @@ START_TEST(channel_info_reads_what_nchan_keeps_on_one_connection)
 }
 END_TEST
 
+/*
+ * An answer with neither Content-Length nor chunked ends when the server
+ * closes: its body is still what was asked for, and the next request dials
+ * again. A header line without a colon is passed over.
+ */
+START_TEST(an_answer_that_ends_at_close_is_read_whole_and_the_connection_not_reused)
+{
+	static const struct step script[] = {
+	    {"HTTP/1.1 200 OK\r\nContent-Type: text/json\r\nno colon here\r\n\r\n"
+	     "{\"messages\": 3, \"requested\": -1, \"subscribers\": 0, \"last_message_id\": "
+	     "\"1795604970:2\" }",
+	        CLOSE, 1},
+	    {OK_201, KEEP, 0},
+	};
+	long messages = -1;
+	long long newest = -1;
+
+	serve(script, 2);
+	ck_assert_int_eq(cb_publish_channel_info("chat/8", &messages, &newest), CB_OK);
+	ck_assert_int_eq(messages, 3);
+	ck_assert_int_eq(newest, 1795604970);
+	ck_assert_int_eq(cb_publish("chat/8", "{}"), CB_OK);
+	char *log = server_log(0);
+	ck_assert_int_eq(count(log, "A\n"), 2);
+	ck_assert_int_eq(count(log, "POST /pub?id=chat/8 "), 1);
+}
+END_TEST
+
 START_TEST(a_resume_is_asked_in_nchans_order)
 {
 	/* If-Modified-Since first: a time after 1970's first second is an id, at or before it none. */
@@ -424,6 +452,8 @@ cb_suite_publish(void)
 	tcase_add_test(tc, an_answer_that_is_not_http_is_a_failure);
 	tcase_add_test(tc, nothing_listening_is_a_failure);
 	tcase_add_test(tc, channel_info_reads_what_nchan_keeps_on_one_connection);
+	tcase_add_test(
+	    tc, an_answer_that_ends_at_close_is_read_whole_and_the_connection_not_reused);
 	tcase_add_test(tc, a_resume_is_asked_in_nchans_order);
 	tcase_add_test(tc, a_resume_needs_a_kept_event_that_outlives_the_margin);
 	suite_add_tcase(s, tc);
