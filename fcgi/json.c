@@ -140,7 +140,7 @@ lexically_strict(const char *s, size_t len)
  * that case is told apart by the first character.
  */
 static const char *
-bad_json_why(const char *body, size_t len, enum json_tokener_error jerr, int trailing)
+bad_json_why(const char *body, size_t len, enum json_tokener_error jerr)
 {
 	static char why[128];
 	size_t i = 0;
@@ -152,9 +152,9 @@ bad_json_why(const char *body, size_t len, enum json_tokener_error jerr, int tra
 		return "the body must be a JSON object";
 	if (jerr == json_tokener_continue)
 		return "the body is not valid JSON: it ends before the value does";
+	/* Parsed, yet asked why: only because something follows the value. */
 	if (jerr == json_tokener_success)
-		return trailing ? "the body is not valid JSON: data follows the value"
-		                : "the body is not valid JSON";
+		return "the body is not valid JSON: data follows the value";
 	snprintf(why, sizeof why, "the body is not valid JSON: %s", json_tokener_error_desc(jerr));
 	return why;
 }
@@ -190,7 +190,7 @@ cb_json_parse_body(const char *body, size_t len, json_object **out, struct cb_er
 		/* json-c's own complaint first: it reads the body in order. */
 		int parsed = jerr == json_tokener_success && used == len;
 		cb_error_set(e, 400, "bad_json", NULL, "%s",
-		    parsed ? lexical : bad_json_why(body, len, jerr, used != len));
+		    parsed ? lexical : bad_json_why(body, len, jerr));
 		return CB_ERR_REPLY;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {

@@ -53,6 +53,8 @@ START_TEST(body_must_be_one_json_object)
 
 	parse_fails("{", 1);
 	parse_fails("{\"a\":1} x", 9);
+	/* json-c stops at a NUL byte: what follows it is not part of the value */
+	parse_fails_saying("{\"a\":1}\0x", 9, "the body is not valid JSON: data follows the value");
 	parse_fails("[1,2]", 5);
 	parse_fails("\"text\"", 6);
 	parse_fails("null", 4);
