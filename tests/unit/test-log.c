@@ -58,6 +58,25 @@ START_TEST(other_text_is_written_as_it_is)
 }
 END_TEST
 
+START_TEST(a_long_line_with_a_control_character_is_cut_to_the_room_it_had)
+{
+	/* The escape takes 4 bytes for 1: the plain text after it is what gets cut. */
+	char text[2100];
+
+	text[0] = '\n';
+	memset(text + 1, 'a', sizeof text - 2);
+	text[sizeof text - 1] = '\0';
+	const char *out = logged(text);
+	const char *msg = strstr(out, "error: request GET \\x0aaaa");
+
+	ck_assert_ptr_nonnull(msg);
+	msg += strlen("error: ");
+	ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+	ck_assert_uint_eq(strlen(msg), 2047 + 1); /* the room of the line, and its newline */
+	ck_assert_int_eq(msg[2046], 'a');
+}
+END_TEST
+
 START_TEST(a_line_of_control_characters_is_one_write)
 {
 	/*
@@ -96,6 +115,7 @@ cb_suite_log(void)
 
 	tcase_add_test(tc, a_newline_from_the_request_does_not_start_a_line);
 	tcase_add_test(tc, other_text_is_written_as_it_is);
+	tcase_add_test(tc, a_long_line_with_a_control_character_is_cut_to_the_room_it_had);
 	tcase_add_test(tc, a_line_of_control_characters_is_one_write);
 	suite_add_tcase(s, tc);
 	return s;
