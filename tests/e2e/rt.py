@@ -20,13 +20,13 @@ class Subscriber:
     transport = None
 
     def __init__(self, base_url, channel, token=None, cookie=None, bearer=None, last_event_id=None,
-                 origin=None):
+                 origin=None, other_cookies=None):
         self.url = f"{base_url}/ws/{channel}"
         if token is not None:
             self.url += "?token=" + urllib.parse.quote(token)
         self.headers = {}
-        if cookie is not None:
-            self.headers["Cookie"] = f"carebot_token={cookie}"
+        if cookie is not None:  # other_cookies: "a=1; b=2", sent before it, as a browser may
+            self.headers["Cookie"] = "; ".join(filter(None, [other_cookies, f"carebot_token={cookie}"]))
         if bearer is not None:
             self.headers["Authorization"] = f"Bearer {bearer}"
         self.origin = origin    # the page a browser would name; None: none sent

@@ -102,6 +102,11 @@ def test_subscriptions_are_authorised(transport, base_url, org, admin_token):
     # the chat: its customer and its department's agents, in each token form
     assert status(f"chat/{chat['id']}", token=customer["token"]) in accepted
     assert status(f"chat/{chat['id']}", cookie=customer["token"]) in accepted
+    # the cookie among others, after one whose name it begins
+    assert status(f"chat/{chat['id']}", cookie=customer["token"],
+                  other_cookies=f"theme=dark; carebot_token_old={'0' * 64}") in accepted
+    assert status(f"chat/{chat['id']}", cookie="0" * 64,
+                  other_cookies=f"xcarebot_token={customer['token']}") == 401
     assert status(f"chat/{chat['id']}", bearer=agent["token"]) in accepted
     # the first form present is the one checked: ?token=, then the header, then the cookie
     assert status(f"chat/{chat['id']}", cookie="0" * 64, bearer=customer["token"]) in accepted
