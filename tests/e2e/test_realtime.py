@@ -115,6 +115,10 @@ def test_subscriptions_are_authorised(transport, base_url, org, admin_token):
     assert status(f"chat/{chat['id']}", token=other_customer["token"]) == 403
     assert status(f"chat/{chat['id']}", token=stranger["token"]) == 403
     assert status("chat/999999999", token=admin_token) == 403  # no such chat: nothing to see
+    # an id that cannot be one: no such channel, said before the token is looked at
+    for channel in ("chat/0", "agent/0", f"department/{'9' * 25}"):
+        assert status(channel, token=admin_token) == 403, channel
+        assert status(channel) == 403, channel
     assert status("chat/999999999", token=customer["token"]) == 403
     # an agent's channel: that agent and admins
     assert status(f"agent/{agent['id']}", token=agent["token"]) in accepted
