@@ -60,3 +60,33 @@ def test_the_config_comes_from_carebot_config_without_c_and_a_missing_one_is_ref
     done = worker(build, "-c", missing)
     assert done.returncode == 1 and "worker ready" not in done.stderr, done.stderr
     assert f"carebot: cannot read {missing}: No such file or directory" in done.stderr, done.stderr
+
+
+def test_a_worker_or_admin_that_cannot_open_the_mutex_file_refuses_to_start(
+        build, state_dir, tmp_path):
+    """main.c: a worker that cannot share the chats' mutexes of the others
+    must not serve; carebot-admin takes them too (reassign, add-admin)."""
+    conf = tmp_path / "carebot.conf"
+    conf.write_text((state_dir / "carebot.conf").read_text() +
+                    f"\nchat_mutex_file = {tmp_path / 'no-such-dir' / 'mutexes'}\n")
+    done = worker(build, "-c", conf)
+    assert done.returncode == 1 and "worker ready" not in done.stderr, done.stderr
+    assert "chat mutexes: cannot open" in done.stderr, done.stderr
+    admin = subprocess.run([str(build / "carebot-admin"), "-c", str(conf), "token", "admin"],
+                           capture_output=True, text=True, timeout=30)
+    assert admin.returncode == 1 and admin.stdout == "", admin.stdout
+    assert "chat mutexes: cannot open" in admin.stderr, admin.stderr
+
+
+def test_a_worker_starts_without_its_database_and_says_so(build, state_dir, tmp_path):
+    """A worker whose MariaDB is not up yet serves anyway (503s until it is):
+    it says so, and still starts. An unknown option is a usage error."""
+    conf = tmp_path / "carebot.conf"
+    conf.write_text((state_dir / "carebot.conf").read_text() +
+                    f"\ndb_socket = {tmp_path / 'no-mysqld.sock'}\n")
+    done = worker(build, "-c", conf)
+    assert done.returncode == 0, done.stderr
+    assert "starting without a database connection" in done.stderr, done.stderr
+    assert "worker ready" in done.stderr, done.stderr
+    done = worker(build, "-x")
+    assert done.returncode == 2 and "usage: carebot-fcgi" in done.stderr, done.stderr

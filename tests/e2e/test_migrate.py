@@ -99,6 +99,32 @@ def test_a_migration_that_cannot_be_read_is_not_run(repo_root, state_dir):
         shutil.rmtree(schema, ignore_errors=True)
 
 
+def test_a_failed_migration_stops_migrate_and_is_not_recorded(repo_root, state_dir):
+    """README 4: a failed command exits 1 with the reason on stderr; the
+    migrations after the failed one are not tried, and it is not recorded
+    as applied. A schema directory that is not there is said too."""
+    db = "carebot_failed_migration_test"
+    schema = pathlib.Path(tempfile.mkdtemp(prefix="carebot-schema-"))
+    try:
+        (schema / "001-ok.sql").write_text("CREATE TABLE IF NOT EXISTS first_one (id INT);\n")
+        (schema / "002-broken.sql").write_text("THIS IS NOT SQL;\n")
+        (schema / "003-later.sql").write_text("CREATE TABLE IF NOT EXISTS later_one (id INT);\n")
+        with scratch_database(repo_root, state_dir, db, schema_dir=schema) as admin:
+            done = subprocess.run([*admin, "migrate"], capture_output=True, text=True, timeout=120)
+            assert done.returncode == 1, done.stderr
+            assert "migration 002-broken.sql failed" in done.stderr, done.stderr
+            assert done.stdout == "applied 001-ok.sql\n", done.stdout
+            applied = root_sql(state_dir, f"SELECT version FROM {db}.schema_migrations").split()
+            assert applied == ["001-ok.sql"]
+            assert root_sql(state_dir, f"SHOW TABLES IN {db} LIKE 'later_one'") == ""
+        with scratch_database(repo_root, state_dir, db, schema_dir=schema / "gone") as admin:
+            done = subprocess.run([*admin, "migrate"], capture_output=True, text=True, timeout=120)
+            assert done.returncode == 1, done.stderr
+            assert f"cannot list {schema / 'gone'}: No such file or directory" in done.stderr, done.stderr
+    finally:
+        shutil.rmtree(schema, ignore_errors=True)
+
+
 def test_workers_on_an_older_schema_answer_503_and_health_says_so(api, state_dir):
     """An operator who installs new workers and forgets `migrate` used to get
     500s from the requests that met what was missing, and health said ok."""
