@@ -80,7 +80,8 @@ def test_a_worker_or_admin_that_cannot_open_the_mutex_file_refuses_to_start(
 
 def test_a_worker_starts_without_its_database_and_says_so(build, state_dir, tmp_path):
     """A worker whose MariaDB is not up yet serves anyway (503s until it is):
-    it says so, and still starts. An unknown option is a usage error."""
+    it says so, and still starts; carebot-admin says so and exits 1 (README
+    4). An unknown worker option is a usage error."""
     conf = tmp_path / "carebot.conf"
     conf.write_text((state_dir / "carebot.conf").read_text() +
                     f"\ndb_socket = {tmp_path / 'no-mysqld.sock'}\n")
@@ -88,5 +89,9 @@ def test_a_worker_starts_without_its_database_and_says_so(build, state_dir, tmp_
     assert done.returncode == 0, done.stderr
     assert "starting without a database connection" in done.stderr, done.stderr
     assert "worker ready" in done.stderr, done.stderr
+    admin = subprocess.run([str(build / "carebot-admin"), "-c", str(conf), "token", "admin"],
+                           capture_output=True, text=True, timeout=60)
+    assert admin.returncode == 1 and admin.stdout == "", admin.stdout
+    assert "carebot-admin: the database cannot be reached" in admin.stderr, admin.stderr
     done = worker(build, "-x")
     assert done.returncode == 2 and "usage: carebot-fcgi" in done.stderr, done.stderr
