@@ -294,10 +294,10 @@ def test_down_leaves_nothing_running(repo_root):
     assert left == [], left
 
 
-def interrupted_up(repo_root, state, port, at, env=None, then=lambda: True):
+def interrupted_up(repo_root, state, port, at, env=None, then=lambda: True, twice=False):
     """tools/carebot up as a terminal runs it (its own process group, SIGINT
     not ignored), Ctrl-C'd once its stderr has a line with `at` and then()
-    holds: (status, stderr)."""
+    holds (twice: and again once its cleanup has begun): (status, stderr)."""
     up = subprocess.Popen([str(repo_root / "tools" / "carebot"), "up", "--state", state, "--port", str(port)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                           start_new_session=True,
@@ -308,6 +308,11 @@ def interrupted_up(repo_root, state, port, at, env=None, then=lambda: True):
             lines.append(line)
             if at in line:
                 assert wait_for(then, 30), f"{then} never held after {at!r}"
+                os.killpg(up.pid, signal.SIGINT)
+                break
+        for line in up.stderr if twice else ():
+            lines.append(line)
+            if "stopping what it started" in line:
                 os.killpg(up.pid, signal.SIGINT)
                 break
         lines += up.stderr.readlines()
@@ -339,6 +344,11 @@ def test_an_interrupted_up_leaves_nothing_running_nor_a_half_made_datadir(repo_r
         assert rc == 130, err
         assert "whose creation did not finish" in err, err
         assert "up failed; stopping what it started (db" in err, err
+        assert processes_mentioning(state) == [], err
+        # a second Ctrl-C while it cleans up (an impatient user) ended the
+        # cleanup there, and MariaDB ran on
+        rc, err = interrupted_up(repo_root, state, port, " workers\n", twice=True)
+        assert rc == 130 and "stopping MariaDB" in err, err
         assert processes_mentioning(state) == [], err
         # once the workers run: their history file goes with them, as on down
         rc, err = interrupted_up(repo_root, state, port, "starting nginx")
