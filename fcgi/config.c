@@ -216,11 +216,56 @@ load_file(struct cb_config *cfg, const char *path)
 	return rc;
 }
 
+/* CAREBOT_ names that are not settings: the config's path, and what tools/carebot and the tests read. */
+static const char *const not_settings[] = {"CONFIG", "URL", "STATE", "ROOT", "BUILD_DIR",
+    "BENCH_BUILD_DIR", "COVERAGE_PORT", "FUZZ_SEED", "FUZZ_REQUESTS"};
+
+/* 1 if the len bytes at name are a key's name in capitals, or one of not_settings. */
+static int
+known_env_name(const char *name, size_t len)
+{
+	for (size_t i = 0; i < CB_ARRAY_LEN(not_settings); i++)
+		if (strlen(not_settings[i]) == len && memcmp(not_settings[i], name, len) == 0)
+			return 1;
+	for (size_t i = 0; i < CB_ARRAY_LEN(keys); i++) {
+		size_t j = 0;
+
+		while (j < len && keys[i].name[j] &&
+		    toupper((unsigned char)keys[i].name[j]) == name[j])
+			j++;
+		if (j == len && keys[i].name[j] == '\0')
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A CAREBOT_ variable that names no setting is said on stderr, not fatal
+ * (it may be meant for another program): a misspelled override, such as
+ * CAREBOT_DB_PASWORD, was ignored without a word.
+ */
+static void
+warn_unknown_env(void)
+{
+	extern char **environ;
+
+	for (char **e = environ; *e != NULL; e++) {
+		if (strncmp(*e, "CAREBOT_", 8) != 0)
+			continue;
+		size_t len = strcspn(*e + 8, "=");
+		if (!known_env_name(*e + 8, len))
+			fprintf(stderr,
+			    "carebot: warning: %.*s names no setting (README 3); ignored\n",
+			    (int)(len + 8), *e);
+	}
+}
+
 static int
 load_env(struct cb_config *cfg)
 {
 	char var[64], err[256];
 
+	warn_unknown_env();
 	for (size_t i = 0; i < CB_ARRAY_LEN(keys); i++) {
 		size_t n = 0;
 

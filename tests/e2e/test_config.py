@@ -95,3 +95,26 @@ def test_a_worker_starts_without_its_database_and_says_so(build, state_dir, tmp_
     assert "carebot-admin: the database cannot be reached" in admin.stderr, admin.stderr
     done = worker(build, "-x")
     assert done.returncode == 2 and "usage: carebot-fcgi" in done.stderr, done.stderr
+
+
+def test_a_carebot_variable_that_names_no_setting_is_said(build, state_dir):
+    """README 3: a misspelled override (CAREBOT_DB_PASWORD) was ignored
+    without a word. It is said, and the program goes on; the names the
+    tools and tests use, and a real key's, are not."""
+    env = {**os.environ, "CAREBOT_DB_PASWORD": "secret", "CAREBOT_db_name": "lower",
+           "CAREBOT_URL": "http://127.0.0.1:1", "CAREBOT_TOKEN_TTL": "600"}
+    admin = [str(build / "carebot-admin"), "-c", str(state_dir / "carebot.conf"), "token", "admin"]
+    done = subprocess.run(admin, capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0 and len(done.stdout.strip()) >= 22, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert sorted(warnings) == [
+        "carebot: warning: CAREBOT_DB_PASWORD names no setting (README 3); ignored",
+        "carebot: warning: CAREBOT_db_name names no setting (README 3); ignored",
+    ], done.stderr
+    started = worker(build, "-c", state_dir / "carebot.conf")  # the suite's own environment: no warning
+    assert started.returncode == 0 and "warning" not in started.stderr, started.stderr
+    mistyped = subprocess.run([str(build / "carebot-fcgi"), "-c", str(state_dir / "carebot.conf")],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "CAREBOT_LOG_LEVL": "debug"})
+    assert mistyped.returncode == 0 and "worker ready" in mistyped.stderr, mistyped.stderr
+    assert "CAREBOT_LOG_LEVL names no setting" in mistyped.stderr, mistyped.stderr
