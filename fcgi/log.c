@@ -11,6 +11,8 @@
 
 static enum cb_log_level threshold = CB_LOG_INFO;
 static const char *const names[] = {"debug", "info", "warn", "error"};
+/* "req=<id> " while a request is served (cb_log_request), else "". */
+static char request_prefix[sizeof "req= " + CB_LOG_REQUEST_ID_MAX];
 
 void
 cb_log_set_level(enum cb_log_level level)
@@ -28,6 +30,26 @@ cb_log_parse_level(const char *name, enum cb_log_level *out)
 		}
 	}
 	return CB_ERR;
+}
+
+/*
+ * Kept in a static buffer, filled once per request: a line costs no more
+ * than before, and a request no allocation. Only hex digits are taken, so
+ * the id can neither break a line nor be mistaken for the message.
+ */
+void
+cb_log_request(const char *id)
+{
+	size_t len = id != NULL ? strspn(id, "0123456789abcdefABCDEF") : 0;
+
+	if (len == 0 || len > CB_LOG_REQUEST_ID_MAX || id[len] != '\0') {
+		request_prefix[0] = '\0';
+		return;
+	}
+	memcpy(request_prefix, "req=", 4);
+	memcpy(request_prefix + 4, id, len);
+	request_prefix[4 + len] = ' ';
+	request_prefix[5 + len] = '\0';
 }
 
 /*
@@ -81,7 +103,7 @@ cb_log(enum cb_log_level level, const char *fmt, ...)
 	va_end(ap);
 	escape_controls(line, safe, sizeof safe);
 	/* One write per line, so lines of concurrent workers never interleave. */
-	fprintf(stderr, "%s.%03ldZ [%d] %s: %s\n", stamp, (long)(tv.tv_usec / 1000), (int)getpid(),
-	    names[level], safe);
+	fprintf(stderr, "%s.%03ldZ [%d] %s: %s%s\n", stamp, (long)(tv.tv_usec / 1000),
+	    (int)getpid(), names[level], request_prefix, safe);
 	fflush(stderr);
 }

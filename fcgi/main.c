@@ -68,6 +68,8 @@ serve(FCGX_Request *fcgx, const struct cb_config *cfg, struct cb_db *db)
 {
 	struct cb_request req;
 
+	/* From here on every line names the request (nginx's id, README 9, "Logs"). */
+	cb_log_request(FCGX_GetParam("REQUEST_ID", fcgx->envp));
 	memset(&req, 0, sizeof req);
 	req.cfg = cfg;
 	req.db = db;
@@ -83,6 +85,7 @@ serve(FCGX_Request *fcgx, const struct cb_config *cfg, struct cb_db *db)
 	cb_db_chat_mutex_release(db);
 	cb_debug("%s %s -> %d", req.method, req.path, req.status);
 	cb_request_free(&req);
+	cb_log_request(NULL);
 }
 
 static void

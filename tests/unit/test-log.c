@@ -77,6 +77,36 @@ START_TEST(a_long_line_with_a_control_character_is_cut_to_the_room_it_had)
 }
 END_TEST
 
+START_TEST(a_line_names_the_request_being_served)
+{
+	const char *id = "0123456789abcdef0123456789abcdef";
+	char want[128];
+
+	cb_log_request(id);
+	snprintf(want, sizeof want, "] error: req=%s request GET /api/x failed\n", id);
+	ck_assert_ptr_nonnull(strstr(logged("/api/x"), want));
+	cb_log_request(NULL);
+	ck_assert_ptr_null(strstr(logged("/api/x"), "req="));
+	ck_assert_ptr_nonnull(strstr(logged("/api/x"), "] error: request GET /api/x failed\n"));
+}
+END_TEST
+
+START_TEST(an_id_that_is_not_nginxs_is_not_logged)
+{
+	/* Not 1-32 hex digits: nothing, rather than a forged field or line. */
+	const char *bad[] = {"", "abc def", "abc\n2026-11-25T00:00:00.000Z [1] error: x",
+	    "0123456789abcdef0123456789abcdef0", "req=1"};
+
+	for (size_t i = 0; i < CB_ARRAY_LEN(bad); i++) {
+		cb_log_request(bad[i]);
+		ck_assert_ptr_null(strstr(logged("/api/x"), "req="));
+	}
+	cb_log_request("abc");
+	ck_assert_ptr_nonnull(strstr(logged("/api/x"), "] error: req=abc request GET"));
+	cb_log_request(NULL);
+}
+END_TEST
+
 START_TEST(a_line_of_control_characters_is_one_write)
 {
 	/*
@@ -116,6 +146,8 @@ cb_suite_log(void)
 	tcase_add_test(tc, a_newline_from_the_request_does_not_start_a_line);
 	tcase_add_test(tc, other_text_is_written_as_it_is);
 	tcase_add_test(tc, a_long_line_with_a_control_character_is_cut_to_the_room_it_had);
+	tcase_add_test(tc, a_line_names_the_request_being_served);
+	tcase_add_test(tc, an_id_that_is_not_nginxs_is_not_logged);
 	tcase_add_test(tc, a_line_of_control_characters_is_one_write);
 	suite_add_tcase(s, tc);
 	return s;
