@@ -192,7 +192,8 @@ cb_router_cors(struct cb_request *req)
 	if (origin == NULL)
 		return;
 	cb_reply_header(req, "Access-Control-Allow-Origin: %s", origin);
-	cb_reply_header(req, "Access-Control-Expose-Headers: X-Total-Count, Retry-After");
+	cb_reply_header(
+	    req, "Access-Control-Expose-Headers: X-Total-Count, Retry-After, X-Request-Id");
 }
 
 /*
