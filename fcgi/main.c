@@ -68,7 +68,7 @@ serve(FCGX_Request *fcgx, const struct cb_config *cfg, struct cb_db *db)
 {
 	struct cb_request req;
 
-	/* From here on every line names the request (nginx's id, README 9, "Logs"). */
+	/* From here on every line names the request (README 9, "Following one request"). */
 	cb_log_request(FCGX_GetParam("REQUEST_ID", fcgx->envp));
 	memset(&req, 0, sizeof req);
 	req.cfg = cfg;
