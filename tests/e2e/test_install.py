@@ -232,7 +232,7 @@ def serve_example(installed, state_dir, work):
 
 
 def test_installed_nginx_config_serves_the_api(example_nginx, admin_token):
-    base, _ = example_nginx
+    base, pub_sock = example_nginx
 
     def health():
         try:
@@ -258,6 +258,13 @@ def test_installed_nginx_config_serves_the_api(example_nginx, admin_token):
     assert_error(requests.post(f"{base}/api/auth/login", timeout=5, data=b"x" * (64 * 1024 + 1),
                                headers={"Content-Type": "application/json"}), 413, "too_large")
     assert_error(requests.post(f"{base}/pub?id=chat/1", timeout=5, data=b"{}"), 404, "not_found")
+    # Each answer names its request, and so does the access log (README 9, "Following one request").
+    answers = [requests.get(f"{base}/api/health", timeout=5), requests.get(f"{base}/nowhere", timeout=5),
+               requests.get(f"{base}/api/auth/me", timeout=5, headers={"X-Request-Id": "0" * 32})]
+    ids = [r.headers.get("X-Request-Id", "") for r in answers]
+    assert all(re.fullmatch("[0-9a-f]{32}", i) for i in ids) and len(set(ids) | {"0" * 32}) == 4, ids
+    access = pub_sock.parent / "log" / "nginx-access.log"
+    assert wait_for(lambda: all(f" {i}\n" in access.read_text() for i in ids), 5), ids
 
 
 def test_installed_nginx_config_authorizes_and_delivers_subscriptions(example_nginx, api, admin_token):

@@ -709,6 +709,7 @@ def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_it
                 assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable", r.text
                 assert r.headers.get("Access-Control-Allow-Origin") == origin, (origin, r.headers)
                 assert r.headers.get("Access-Control-Allow-Credentials") == ("true" if origin else None)
+                assert re.fullmatch("[0-9a-f]{32}", r.headers.get("X-Request-Id", "")), r.headers
         health = requests.get(base + "/api/health", headers={"Origin": "https://elsewhere.example"}, timeout=10)
         assert "Access-Control-Allow-Origin" not in health.headers, health.headers
         # health still speaks health's fields (contract 8), as far as nginx knows them
@@ -717,6 +718,11 @@ def test_a_subscription_without_a_worker_to_ask_is_a_json_503_and_nginx_keeps_it
             assert health.status_code == 503, health.text
             assert health.json()["status"] == "degraded" and health.json()["workers"] == "down"
             assert health.json()["error"]["code"] == "unavailable"
+            assert re.fullmatch("[0-9a-f]{32}", health.headers.get("X-Request-Id", "")), health.headers
+        # nginx's own 503 of the API names its request too (README 9, "Following one request")
+        r = requests.get(base + "/api/chats/", timeout=10)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable", r.text
+        assert re.fullmatch("[0-9a-f]{32}", r.headers.get("X-Request-Id", "")), r.headers
         assert children(int(pathlib.Path(state, "run", "nginx.pid").read_text())) == nginx_workers
         assert not live.done.is_set(), "the open subscription was dropped"
         nginx_pid = pathlib.Path(state, "run", "nginx.pid").read_text()
