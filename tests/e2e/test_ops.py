@@ -404,6 +404,32 @@ def test_a_sigterm_to_the_script_alone_stops_its_running_step_at_once(repo_root)
     assert processes_mentioning(fuzzer) == [], "".join(lines)
 
 
+def test_a_signal_just_after_a_step_is_started_still_stops_it(repo_root, tmp_path):
+    """run_step's functions from tools/carebot, with a TERM that arrives
+    between the step's fork and `STEP=$!` (a DEBUG trap sends it there, where
+    bash may run a trap): its cleanup found no step, and the step, in a
+    process group of its own, ran on."""
+    marker = str(tmp_path / "step-that-must-stop")
+    script = tmp_path / "race.sh"
+    script.write_text(f"""set -euo pipefail
+source <(sed -n '/^defer_signals()/,/^DEFERRED=$/p; /^exit_on_signals()/,/^# lock_state/p' \\
+	"{repo_root}/tools/carebot")
+trap cleanup_begins EXIT
+exit_on_signals
+set -T
+trap '[ "$BASH_COMMAND" != "STEP=\\$!" ] || kill -TERM $$' DEBUG
+run_step bash -c 'exec -a "$0" sleep 600' "{marker}" >/dev/null 2>&1
+""")
+    try:
+        done = subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True, timeout=60,
+                              start_new_session=True)
+        assert done.returncode == 143, done.stderr
+        assert wait_for(lambda: processes_mentioning(marker) == [], 10), processes_mentioning(marker)
+    finally:
+        for entry in processes_mentioning(marker):
+            os.kill(int(entry.split(":")[0]), signal.SIGKILL)
+
+
 def carebot(repo_root, *args):
     return subprocess.run([str(repo_root / "tools" / "carebot"), *args], capture_output=True, text=True,
                           timeout=300)
