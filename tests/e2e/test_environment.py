@@ -86,14 +86,15 @@ def test_up_works_from_crons_bare_environment_and_makes_nothing_writable_by_othe
 def test_up_ignores_the_users_mariadb_option_files(repo_root):
     """A ~/.my.cnf whose [client] names another server (a developer's remote
     database) must not send up's clients there: its ping, its provisioning,
-    its shutdown of the instance's MariaDB all go to the instance's socket."""
+    its shutdown of the instance's MariaDB all go to the instance's socket.
+    Nor must MYSQL_HOST, which the mariadb client reads from the environment."""
     base = tempfile.mkdtemp(prefix="carebot-mycnf-")
     state, port, elsewhere = base + "/instance", free_port(), free_port()
     home = pathlib.Path(base, "home")
     home.mkdir()
     (home / ".my.cnf").write_text(
         f"[client]\nhost=127.0.0.1\nport={elsewhere}\nprotocol=tcp\nuser=dev\npassword=devpw\n")
-    env = dict(os.environ, HOME=str(home))
+    env = dict(os.environ, HOME=str(home), MYSQL_HOST="127.0.0.1", MYSQL_TCP_PORT=str(elsewhere))
     try:
         done = up(repo_root, state, port, env)
         assert done.returncode == 0, done.stderr
