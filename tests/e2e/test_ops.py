@@ -5,11 +5,13 @@ publisher, nginx's own error bodies, `tools/carebot down` and two
 import collections
 import contextlib
 import datetime
+import fcntl
 import http.client
 import hashlib
 import json
 import os
 import pathlib
+import pty
 import random
 import re
 import shutil
@@ -17,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 import uuid
@@ -367,6 +370,36 @@ def test_an_interrupted_up_leaves_nothing_running_nor_a_half_made_datadir(repo_r
     finally:
         down, left = down_spare(repo_root, state)
     assert down.returncode == 0, down.stderr
+    assert left == [], left
+
+
+def test_an_up_whose_terminal_hangs_up_stops_what_it_started(repo_root):
+    """A dropped ssh session: up, on a terminal of its own, gets SIGHUP, and
+    every message its cleanup then writes fails (EIO). The first one ended
+    the cleanup (set -e): up exited 1 and left MariaDB and the pool running."""
+    state = tempfile.mkdtemp(prefix="carebot-hup-")
+    master, slave = pty.openpty()
+    up = subprocess.Popen([str(repo_root / "tools" / "carebot"), "up", "--state", state,
+                           "--port", str(free_port())],
+                          stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                          preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    said = b""
+    try:
+        while b" workers" not in said:  # MariaDB runs, the pool is starting
+            chunk = os.read(master, 4096)  # EIO once up has gone
+            assert chunk, said
+            said += chunk
+        os.close(master)  # the terminal goes away
+        master = None
+        assert up.wait(timeout=120) == 129, said.decode(errors="replace")
+        assert processes_mentioning(state) == [], said.decode(errors="replace")
+    finally:
+        if master is not None:
+            os.close(master)
+        if up.poll() is None:
+            up.kill()
+        down, left = down_spare(repo_root, state)
     assert left == [], left
 
 
