@@ -306,6 +306,9 @@ def interrupted_up(repo_root, state, port, at, env=None, then=lambda: True, twic
                           start_new_session=True,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
+    # its stderr is read without a timeout: an up that hung would hang the suite
+    watchdog = threading.Timer(300, os.killpg, (up.pid, signal.SIGKILL))
+    watchdog.start()
     try:
         for line in up.stderr:
             lines.append(line)
@@ -321,6 +324,7 @@ def interrupted_up(repo_root, state, port, at, env=None, then=lambda: True, twic
         lines += up.stderr.readlines()
         up.wait(timeout=60)
     finally:
+        watchdog.cancel()
         if up.poll() is None:
             up.kill()
     return up.returncode, "".join(lines)
@@ -416,6 +420,9 @@ def test_a_sigterm_to_the_script_alone_stops_its_running_step_at_once(repo_root)
                             start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
+    # its stderr is read without a timeout: a build that hung would hang the suite
+    watchdog = threading.Timer(900, os.killpg, (fuzz.pid, signal.SIGKILL))
+    watchdog.start()
     try:
         for line in fuzz.stderr:  # the build may come first
             lines.append(line)
@@ -429,6 +436,7 @@ def test_a_sigterm_to_the_script_alone_stops_its_running_step_at_once(repo_root)
             pytest.fail("the script waited for its step: " + "".join(lines))
         lines += fuzz.stderr.readlines()
     finally:
+        watchdog.cancel()
         if fuzz.poll() is None:
             os.killpg(fuzz.pid, signal.SIGKILL)
         for entry in processes_mentioning(fuzzer):
@@ -1128,8 +1136,9 @@ def test_admin_token_takes_a_ttl(admin_cli, api, state_dir):
     def seconds_left(token):
         me = api.get("/api/auth/me", token=token)
         assert me.status_code == 200, me.text
+        digest = hashlib.sha256(token.encode()).hexdigest()  # sessions keep the token's SHA-256
         return int(root_sql(state_dir, "SELECT TIMESTAMPDIFF(SECOND, NOW(3), expires_at) "
-                                       "FROM carebot.sessions ORDER BY id DESC LIMIT 1"))
+                                       f"FROM carebot.sessions WHERE token_hash = UNHEX('{digest}')"))
 
     done = admin_cli("token", "customer1", "120")
     assert done.returncode == 0, done.stderr
