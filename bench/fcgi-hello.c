@@ -40,8 +40,9 @@ reply_for(long pad, int *len)
 		reply = malloc((size_t)pad + 128);
 		if (reply == NULL)
 			abort();
-		int n = sprintf(reply, "Status: 200 OK\r\nContent-Type: application/json\r\n\r\n"
-		                       "{\"status\":\"ok\"");
+		int n = sprintf(reply,
+		    "Status: 200 OK\r\nContent-Type: application/json\r\n\r\n"
+		    "{\"status\":\"ok\"");
 		if (pad > 0) {
 			n += sprintf(reply + n, ",\"pad\":\"");
 			memset(reply + n, 'x', (size_t)pad);
@@ -71,7 +72,8 @@ main(void)
 		while (FCGX_GetStr(buf, sizeof buf, req.in) > 0)
 			;
 		const char *qs = FCGX_GetParam("QUERY_STRING", req.envp);
-		long pad = qs != NULL && strncmp(qs, "bytes=", 6) == 0 ? strtol(qs + 6, NULL, 10) : 0;
+		long pad =
+		    qs != NULL && strncmp(qs, "bytes=", 6) == 0 ? strtol(qs + 6, NULL, 10) : 0;
 		int len;
 		const char *reply = reply_for(pad < 0 ? 0 : pad > MAX_PAD ? MAX_PAD : pad, &len);
 		FCGX_PutStr(reply, len, req.out);
