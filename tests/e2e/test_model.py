@@ -429,6 +429,20 @@ class Run:
             return "customer", token, chat.customer
         return "admin", self.admin, self.admin_me["id"]
 
+    def refused(self, kind, resp, chat):
+        """Checks the answer to a caller who may not act on chat (another
+        agent: 403; another customer: 404) or to any caller on a closed one
+        (409): True if it was one of those."""
+        if kind == "other_agent":
+            self.expect(resp, 403, "forbidden")
+        elif kind == "other_customer":
+            self.expect(resp, 404, "not_found")
+        elif chat.status == "closed":
+            self.expect(resp, 409, "chat_closed")
+        else:
+            return False
+        return True
+
     def op_close(self, r):
         m = self.m
         chat = pick(self.chat_order, r[0])
@@ -436,14 +450,7 @@ class Run:
             return
         kind, token, who = self.actor(chat, r[1])
         resp = self.call("PUT", f"/api/chats/{chat.id}/close", token=token)
-        if kind == "other_agent":
-            self.expect(resp, 403, "forbidden")
-            return
-        if kind == "other_customer":
-            self.expect(resp, 404, "not_found")
-            return
-        if chat.status == "closed":
-            self.expect(resp, 409, "chat_closed")
+        if self.refused(kind, resp, chat):
             return
         got = self.expect(resp, 200)
         was_active = chat.status == "active"
@@ -459,14 +466,7 @@ class Run:
         kind, token, who = self.actor(chat, r[1])
         resp = self.call("POST", f"/api/chats/{chat.id}/messages", token=token,
                          json={"content": f"text {r[2]:.4f}"})
-        if kind == "other_agent":
-            self.expect(resp, 403, "forbidden")
-            return
-        if kind == "other_customer":
-            self.expect(resp, 404, "not_found")
-            return
-        if chat.status == "closed":
-            self.expect(resp, 409, "chat_closed")
+        if self.refused(kind, resp, chat):
             return
         self.expect(resp, 201)
         chat.msgs.append((kind, f"text {r[2]:.4f}"))
