@@ -297,14 +297,20 @@ def test_down_leaves_nothing_running(repo_root):
     assert left == [], left
 
 
+def as_a_terminal_starts(repo_root, args, env=None):
+    """tools/carebot ARGS as a terminal starts it: its own process group,
+    SIGINT not ignored; stderr piped (text), stdout dropped."""
+    return subprocess.Popen([str(repo_root / "tools" / "carebot"), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
 def interrupted_up(repo_root, state, port, at, env=None, then=lambda: True, twice=False):
     """tools/carebot up as a terminal runs it (its own process group, SIGINT
     not ignored), Ctrl-C'd once its stderr has a line with `at` and then()
     holds (twice: and again once its cleanup has begun): (status, stderr)."""
-    up = subprocess.Popen([str(repo_root / "tools" / "carebot"), "up", "--state", state, "--port", str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                          start_new_session=True,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    up = as_a_terminal_starts(repo_root, ["up", "--state", state, "--port", str(port)], env)
     lines = []
     # its stderr is read without a timeout: an up that hung would hang the suite
     watchdog = threading.Timer(300, os.killpg, (up.pid, signal.SIGKILL))
@@ -415,10 +421,7 @@ def test_a_sigterm_to_the_script_alone_stops_its_running_step_at_once(repo_root)
     step runs in the background, in its own process group, and the script
     passes the interrupt on to it at once."""
     fuzzer = f"{repo_root}/build-fuzz/tests/fuzz/fuzz-input"
-    fuzz = subprocess.Popen([str(repo_root / "tools" / "carebot"), "fuzz", "--seconds", "600"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    fuzz = as_a_terminal_starts(repo_root, ["fuzz", "--seconds", "600"])
     lines = []
     # its stderr is read without a timeout: a build that hung would hang the suite
     watchdog = threading.Timer(900, os.killpg, (fuzz.pid, signal.SIGKILL))
