@@ -20,7 +20,6 @@
 #define CB_SUBJECT_MAX 200
 #define CB_CONTENT_MAX 4000
 #define CB_REASON_MAX 500
-#define CB_ID_MAX 999999999999999LL
 
 /* ---- reads ---- */
 

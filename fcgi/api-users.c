@@ -9,8 +9,6 @@
 #include "util.h"
 #include "validate.h"
 
-#define MAX_ID 999999999999999LL /* what the router accepts in a path */
-
 static const char *const roles[] = {"admin", "agent", "customer", NULL};
 static const char *const statuses[] = {"available", "busy", "offline", NULL};
 
@@ -54,7 +52,7 @@ list(struct cb_request *req)
 
 	if ((rc = query_enum(req, "role", roles, &f.role)) ||
 	    (rc = query_enum(req, "status", statuses, &f.status)) ||
-	    (rc = cb_query_int(req, "department_id", 1, MAX_ID, 0, 0, &f.department_id)))
+	    (rc = cb_query_int(req, "department_id", 1, CB_ID_MAX, 0, 0, &f.department_id)))
 		return rc;
 	return reply_list(req, &f);
 }
@@ -63,7 +61,7 @@ static int
 available(struct cb_request *req)
 {
 	struct cb_user_filter f = {.staff_only = 1, .role = "agent", .status = "available"};
-	int rc = cb_query_int(req, "department_id", 1, MAX_ID, 0, 0, &f.department_id);
+	int rc = cb_query_int(req, "department_id", 1, CB_ID_MAX, 0, 0, &f.department_id);
 
 	return rc != CB_OK ? rc : reply_list(req, &f);
 }
@@ -157,7 +155,7 @@ parse_admin_fields(struct cb_request *req, int create, struct write *w)
 	if ((rc = cb_json_enum(
 	         req->json, "role", create ? CB_F_REQUIRED : 0, roles, &role, &req->error)) ||
 	    (rc = cb_json_int(
-	         req->json, "department_id", CB_F_NULLABLE, 1, MAX_ID, &dept, &req->error)) ||
+	         req->json, "department_id", CB_F_NULLABLE, 1, CB_ID_MAX, &dept, &req->error)) ||
 	    (rc = cb_json_int(req->json, "max_chats", 0, 1, 100, &max_chats, &req->error)) ||
 	    (rc = cb_json_bool(req->json, "is_active", 0, &is_active, &req->error)))
 		return rc;

@@ -1,5 +1,6 @@
 /* json.c - request body parsing and typed field access with 422 errors. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -312,9 +313,13 @@ cb_json_int(json_object *obj, const char *key, unsigned flags, long long min, lo
 		cb_error_set(e, 422, "validation_error", key, "%s must be an integer", key);
 		return CB_ERR_REPLY;
 	}
-	/* Values past the int64 range saturate, and so fail the range check too. */
+	/*
+	 * Values past the int64 range saturate: json-c reads 2^63 and above as
+	 * INT64_MAX, which the uint64 reading tells apart from INT64_MAX itself
+	 * (a valid id), and below -2^63 as INT64_MIN, under every min we use.
+	 */
 	long long i = json_object_get_int64(v);
-	if (i < min || i > max) {
+	if (i < min || i > max || (i == INT64_MAX && json_object_get_uint64(v) > INT64_MAX)) {
 		cb_error_set(
 		    e, 422, "validation_error", key, "%s must be from %lld to %lld", key, min, max);
 		return CB_ERR_REPLY;

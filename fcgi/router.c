@@ -27,11 +27,14 @@ cb_router_match(const char *pattern, const char *path, long long *ids, unsigned 
 			long long v = 0;
 			size_t digits = strspn(path, "0123456789");
 
-			/* Positive, no leading zero, fits comfortably in a BIGINT. */
-			if (digits == 0 || digits > 15 || path[0] == '0' || *nids == CB_MAX_IDS)
+			/* Positive, no leading zero, at most CB_ID_MAX (a BIGINT's). */
+			if (digits == 0 || path[0] == '0' || *nids == CB_MAX_IDS)
 				return 0;
-			for (size_t i = 0; i < digits; i++)
+			for (size_t i = 0; i < digits; i++) {
+				if (v > (CB_ID_MAX - (path[i] - '0')) / 10)
+					return 0;
 				v = v * 10 + (path[i] - '0');
+			}
 			ids[(*nids)++] = v;
 			pattern += 4;
 			path += digits;

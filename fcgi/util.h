@@ -20,6 +20,13 @@
 #define CB_ERR_SCHEMA -8 /* a table or column missing: the schema is older than the program */
 #define CB_ERR_FULL -9 /* the database has no room (its disk full): the statement did nothing */
 
+/*
+ * The largest id: every id is a positive BIGINT (schema/), so up to 2^63 - 1.
+ * Paths, queries and bodies take every id the database can hand out; past
+ * this, nothing can have it.
+ */
+#define CB_ID_MAX 9223372036854775807LL
+
 #define CB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define CB_XSTR(x) #x
 #define CB_STR(x) CB_XSTR(x)

@@ -185,6 +185,36 @@ START_TEST(int_and_bool_fields_are_strict)
 }
 END_TEST
 
+/*
+ * An id takes every BIGINT, up to 2^63 - 1; json-c reads anything larger as
+ * 2^63 - 1 too, which must not name the object that has that id.
+ */
+START_TEST(int_fields_take_the_largest_id_and_nothing_past_it)
+{
+	static const char *const past[] = {"9223372036854775808", "18446744073709551615",
+	    "18446744073709551616", "123456789012345678901234"};
+	struct cb_error e = {0};
+	struct cb_field f;
+	char text[64];
+
+	json_object *obj = parse_ok("{\"id\":9223372036854775807,\"js\":9007199254740993}");
+	ck_assert_int_eq(cb_json_int(obj, "id", CB_F_REQUIRED, 1, CB_ID_MAX, &f, &e), CB_OK);
+	ck_assert(f.i == CB_ID_MAX);
+	ck_assert_int_eq(cb_json_int(obj, "js", CB_F_REQUIRED, 1, CB_ID_MAX, &f, &e), CB_OK);
+	ck_assert(f.i == 9007199254740993LL);
+	json_object_put(obj);
+	for (size_t i = 0; i < CB_ARRAY_LEN(past); i++) {
+		snprintf(text, sizeof text, "{\"id\":%s}", past[i]);
+		obj = parse_ok(text);
+		ck_assert_msg(
+		    cb_json_int(obj, "id", CB_F_REQUIRED, 1, CB_ID_MAX, &f, &e) == CB_ERR_REPLY,
+		    "%s was taken", past[i]);
+		ck_assert_str_eq(e.field, "id");
+		json_object_put(obj);
+	}
+}
+END_TEST
+
 START_TEST(enum_fields_name_the_choices)
 {
 	static const char *const choices[] = {"available", "busy", "offline", NULL};
@@ -306,6 +336,7 @@ cb_suite_json(void)
 	tcase_add_test(tc, string_fields_check_type_length_and_blankness);
 	tcase_add_test(tc, blank_means_unicode_white_space_and_zero_width_characters);
 	tcase_add_test(tc, int_and_bool_fields_are_strict);
+	tcase_add_test(tc, int_fields_take_the_largest_id_and_nothing_past_it);
 	tcase_add_test(tc, enum_fields_name_the_choices);
 	tcase_add_test(tc, usernames_emails_and_keys);
 	tcase_add_test(tc, written_strings_match_json_c);

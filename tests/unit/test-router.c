@@ -22,7 +22,14 @@ START_TEST(patterns_match_ids)
 	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/-1", ids, &n));
 	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/abc", ids, &n));
 	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/1x", ids, &n));
-	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/9999999999999999", ids, &n));
+	/* Every id a BIGINT holds, past 2^53 too (what JavaScript reads exactly), and none past it. */
+	ck_assert(cb_router_match("/api/chats/{id}", "/api/chats/9007199254740993", ids, &n));
+	ck_assert(ids[0] == 9007199254740993LL);
+	ck_assert(cb_router_match("/ws/chat/{id}", "/ws/chat/9223372036854775807", ids, &n));
+	ck_assert(ids[0] == CB_ID_MAX);
+	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/9223372036854775808", ids, &n));
+	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/9999999999999999999", ids, &n));
+	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/18446744073709551617", ids, &n));
 	ck_assert(!cb_router_match("/api/chats/{id}", "/api/chats/1/messages", ids, &n));
 	ck_assert(!cb_router_match("/api/chats", "/api/chat", ids, &n));
 }
