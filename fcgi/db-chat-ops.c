@@ -1,5 +1,4 @@
 /* db-chat-ops.c - the chat endpoints' reads and writes; see db-chat-ops.h and db-assign.h. */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,15 +317,15 @@ page_read(struct cb_db *db, long long chat_id, long long after_id, long long bef
     long long limit, struct cb_history_page *p, struct cb_buf *out)
 {
 	struct cb_res *res;
-	long long below = before_id > 0 ? before_id : LLONG_MAX;
+	long long upto = before_id > 0 ? before_id - 1 : CB_ID_MAX;
 	int rc;
 
 	if (after_id >= 0)
-		rc = cb_db_query(db, &res, CB_SQL_MESSAGES_AFTER, "iiiii", chat_id, after_id, below,
+		rc = cb_db_query(db, &res, CB_SQL_MESSAGES_AFTER, "iiiii", chat_id, after_id, upto,
 		    chat_id, limit);
 	else
 		rc = cb_db_query(
-		    db, &res, CB_SQL_MESSAGES_NEWEST, "iiii", chat_id, below, chat_id, limit);
+		    db, &res, CB_SQL_MESSAGES_NEWEST, "iiii", chat_id, upto, chat_id, limit);
 	if (rc != CB_OK)
 		return rc;
 	if (res->nrows > 0) {

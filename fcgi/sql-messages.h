@@ -22,16 +22,22 @@
 	"c.id AS _id, c.customer_id AS _customer_id, c.department_id AS _department_id, " \
 	"c.agent_id AS _agent_id, c.status AS _status, "
 
-/* Parameters: chat id (total), after id, before id, chat id, limit. Oldest first. */
+/*
+ * The upper bound is inclusive, the last id a page may hold (before_id - 1;
+ * without before_id, 2^63 - 1): "m.id < 2^63 - 1" left out a message with
+ * the largest id there is.
+ */
+
+/* Parameters: chat id (total), after id, upto id, chat id, limit. Oldest first. */
 #define CB_SQL_MESSAGES_AFTER \
 	"SELECT " CB_SQL_PAGE_CHAT CB_MESSAGE_COLUMNS CB_SQL_MESSAGES_TOTAL \
-	"FROM chats c JOIN messages m ON m.chat_id = c.id AND m.id > ? AND m.id < ? " \
+	"FROM chats c JOIN messages m ON m.chat_id = c.id AND m.id > ? AND m.id <= ? " \
 	"WHERE c.id = ? ORDER BY m.id LIMIT ?"
 
-/* Parameters: chat id (total), before id, chat id, limit. Newest first. */
+/* Parameters: chat id (total), upto id, chat id, limit. Newest first. */
 #define CB_SQL_MESSAGES_NEWEST \
 	"SELECT " CB_SQL_PAGE_CHAT CB_MESSAGE_COLUMNS CB_SQL_MESSAGES_TOTAL \
-	"FROM chats c JOIN messages m ON m.chat_id = c.id AND m.id < ? " \
+	"FROM chats c JOIN messages m ON m.chat_id = c.id AND m.id <= ? " \
 	"WHERE c.id = ? ORDER BY m.id DESC LIMIT ?"
 
 #endif
