@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -13,7 +14,8 @@
 /* While a wait lasts, SIGALRM interrupts it this often to look at the clock. */
 #define TICK_US 20000
 
-static int fd = -1;
+/* The chats' file, and the agents' (its name plus CB_AGENT_MUTEX_SUFFIX). */
+static int fd = -1, agent_fd = -1;
 
 static void
 tick(int sig)
@@ -27,11 +29,19 @@ cb_chat_mutex_open(const char *path)
 	cb_chat_mutex_close();
 	if (path == NULL || *path == '\0')
 		return CB_OK;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		cb_error("chat mutexes: cannot open %s: %s", path, strerror(errno));
-		return CB_ERR;
+	char *agents = xasprintf("%s" CB_AGENT_MUTEX_SUFFIX, path);
+	const char *failed = NULL;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		failed = path;
+	else if ((agent_fd = open(agents, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		failed = agents;
+	if (failed != NULL) {
+		cb_error("chat mutexes: cannot open %s: %s", failed, strerror(errno));
+		cb_chat_mutex_close();
 	}
+	free(agents);
+	if (failed != NULL)
+		return CB_ERR;
 	/* No SA_RESTART: the tick must end a waiting fcntl with EINTR. */
 	struct sigaction sa = {.sa_handler = tick};
 	sigemptyset(&sa.sa_mask);
@@ -44,7 +54,9 @@ cb_chat_mutex_close(void)
 {
 	if (fd >= 0)
 		close(fd); /* which also drops every lock this process held on it */
-	fd = -1;
+	if (agent_fd >= 0)
+		close(agent_fd);
+	fd = agent_fd = -1;
 }
 
 int
@@ -67,14 +79,14 @@ ticking(int on)
  * it, so there is no window in which the wait cannot be cut short.
  */
 static int
-wait_for(struct flock *fl, const char *what, long long id, int timeout_ms)
+wait_for(int file, struct flock *fl, const char *what, long long id, int timeout_ms)
 {
 	long long deadline = cb_monotonic_ms() + timeout_ms;
 	int rc = CB_ERR_RETRY;
 
 	ticking(1);
 	for (;;) {
-		if (fcntl(fd, F_SETLKW, fl) == 0) {
+		if (fcntl(file, F_SETLKW, fl) == 0) {
 			rc = CB_OK;
 			break;
 		}
@@ -98,46 +110,43 @@ wait_for(struct flock *fl, const char *what, long long id, int timeout_ms)
 	return rc;
 }
 
-/* Locks the byte at offset, for the mutex of what id (for the log). */
+/* Locks the byte at offset id of file, for the mutex of what id. */
 static int
-take(long long offset, const char *what, long long id, int timeout_ms)
+take(int file, const char *what, long long id, int timeout_ms)
 {
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = offset, .l_len = 1};
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = id, .l_len = 1};
 
-	if (fd < 0 || id <= 0) {
+	if (file < 0 || id <= 0) {
 		cb_error("%s %lld: no mutex file to lock", what, id);
 		return CB_ERR;
 	}
-	if (fcntl(fd, F_SETLK, &fl) == 0)
+	if (fcntl(file, F_SETLK, &fl) == 0)
 		return CB_OK;
 	if (errno != EAGAIN && errno != EACCES) {
 		cb_error("%s %lld: cannot lock its mutex: %s", what, id, strerror(errno));
 		return CB_ERR;
 	}
-	return wait_for(&fl, what, id, timeout_ms);
+	return wait_for(file, &fl, what, id, timeout_ms);
 }
 
 int
 cb_chat_mutex_take(long long id, int timeout_ms)
 {
-	return take(id, "chat", id, timeout_ms);
+	return take(fd, "chat", id, timeout_ms);
 }
 
 int
 cb_agent_mutex_take(long long id, int timeout_ms)
 {
-	return take(CB_AGENT_MUTEX_BASE + id, "agent", id, timeout_ms);
+	return take(agent_fd, "agent", id, timeout_ms);
 }
 
 void
 cb_agent_mutex_release(long long id)
 {
-	struct flock fl = {.l_type = F_UNLCK,
-	    .l_whence = SEEK_SET,
-	    .l_start = CB_AGENT_MUTEX_BASE + id,
-	    .l_len = 1};
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = id, .l_len = 1};
 
-	if (fd >= 0 && fcntl(fd, F_SETLK, &fl) != 0)
+	if (agent_fd >= 0 && fcntl(agent_fd, F_SETLK, &fl) != 0)
 		cb_error("agent %lld: cannot release its mutex: %s", id, strerror(errno));
 }
 
@@ -149,4 +158,6 @@ cb_chat_mutex_release_all(void)
 
 	if (fd >= 0 && fcntl(fd, F_SETLK, &fl) != 0)
 		cb_error("chat mutexes: cannot release: %s", strerror(errno));
+	if (agent_fd >= 0 && fcntl(agent_fd, F_SETLK, &fl) != 0)
+		cb_error("agent mutexes: cannot release: %s", strerror(errno));
 }

@@ -25,10 +25,10 @@
 #define CB_CHAT_MUTEX_H
 
 /*
- * Opens path (created if missing) for this process. CB_OK; CB_ERR (logged)
- * if it cannot be opened: the caller must not go on with named locks while
- * the other processes use the file, so it stops. An empty path: CB_OK, and
- * cb_chat_mutex_on says 0.
+ * Opens path and the agents' file beside it (each created if missing) for
+ * this process. CB_OK; CB_ERR (logged) if either cannot be opened: the
+ * caller must not go on with named locks while the other processes use the
+ * files, so it stops. An empty path: CB_OK, and cb_chat_mutex_on says 0.
  */
 int cb_chat_mutex_open(const char *path);
 void cb_chat_mutex_close(void);
@@ -45,13 +45,17 @@ int cb_chat_mutex_take(long long id, int timeout_ms);
 void cb_chat_mutex_release_all(void);
 
 /*
- * An agent's mutex: the byte at CB_AGENT_MUTEX_BASE + <agent id>, far past
- * every chat id. It orders the publishes of one agent's agent.status events
- * (db-assign.h, cb_db_events_publish); it is taken only after COMMIT, one at
- * a time, and held only to read the agent and publish. Same results as
+ * An agent's mutex: the byte at offset <agent id> of a second file, the
+ * chat file's name plus CB_AGENT_MUTEX_SUFFIX, opened with it. Chat and
+ * agent ids each take the whole BIGINT range, which is every offset a
+ * file has, so they cannot share one file (agents at 2^60 + id met the
+ * chats from 2^60 on, and overflowed past 2^63 - 1 - 2^60). It orders the
+ * publishes of one agent's agent.status events (db-assign.h,
+ * cb_db_events_publish); it is taken only after COMMIT, one at a time, and
+ * held only to read the agent and publish. Same results as
  * cb_chat_mutex_take.
  */
-#define CB_AGENT_MUTEX_BASE (1LL << 60)
+#define CB_AGENT_MUTEX_SUFFIX ".agents"
 int cb_agent_mutex_take(long long id, int timeout_ms);
 void cb_agent_mutex_release(long long id);
 

@@ -21,8 +21,12 @@ setup(void)
 static void
 teardown(void)
 {
+	char agents[80];
+
 	cb_chat_mutex_close();
 	unlink(path);
+	snprintf(agents, sizeof agents, "%s" CB_AGENT_MUTEX_SUFFIX, path);
+	unlink(agents);
 }
 
 /* Another process of the host: it opens the file itself, as a worker does. */
@@ -105,9 +109,37 @@ START_TEST(an_agents_mutex_is_its_own_and_released_alone)
 	cb_agent_mutex_release(7);
 	ck_assert_int_eq(other_takes_agent(7, 100), CB_OK);
 	ck_assert_int_eq(other_takes(7, 100), CB_ERR_RETRY);
-	ck_assert_int_eq(other_takes(CB_AGENT_MUTEX_BASE + 8, 100), CB_OK);
 	cb_chat_mutex_release_all();
 	ck_assert_int_eq(other_takes(7, 100), CB_OK);
+}
+END_TEST
+
+/*
+ * Chat and agent ids each run to 2^63 - 1, every offset a file has: an
+ * agent's mutex at 2^60 + id was chat 2^60 + id's (an agent's release
+ * dropped that chat's mutex mid-request), and past 2^63 - 1 - 2^60 it
+ * could not be taken at all (EINVAL, and signed overflow).
+ */
+START_TEST(chats_and_agents_share_no_mutex_up_to_the_largest_id)
+{
+	static const long long ids[] = {8, (1LL << 60) + 8, CB_ID_MAX - (1LL << 60) + 1, CB_ID_MAX};
+
+	for (size_t i = 0; i < CB_ARRAY_LEN(ids); i++) {
+		long long id = ids[i];
+
+		ck_assert_int_eq(cb_chat_mutex_take(id, 1000), CB_OK);
+		ck_assert_int_eq(other_takes_agent(id, 100), CB_OK);
+		if (id > 1LL << 60) /* the agent whose mutex this chat's was */
+			ck_assert_int_eq(other_takes_agent(id - (1LL << 60), 100), CB_OK);
+		ck_assert_int_eq(cb_agent_mutex_take(id, 1000), CB_OK);
+		ck_assert_int_eq(other_takes_agent(id, 100), CB_ERR_RETRY);
+		ck_assert_int_eq(other_takes(id, 100), CB_ERR_RETRY);
+		cb_agent_mutex_release(id);
+		ck_assert_int_eq(other_takes(id, 100), CB_ERR_RETRY);
+		ck_assert_int_eq(other_takes_agent(id, 100), CB_OK);
+		cb_chat_mutex_release_all();
+		ck_assert_int_eq(other_takes(id, 100), CB_OK);
+	}
 }
 END_TEST
 
@@ -200,6 +232,7 @@ cb_suite_chat_mutex(void)
 	tcase_add_test(tc, a_held_mutex_is_refused_to_another_process_and_no_other_is);
 	tcase_add_test(tc, releasing_frees_every_mutex_held);
 	tcase_add_test(tc, an_agents_mutex_is_its_own_and_released_alone);
+	tcase_add_test(tc, chats_and_agents_share_no_mutex_up_to_the_largest_id);
 	tcase_add_test(tc, a_waiter_goes_on_when_the_holder_releases_and_not_before);
 	tcase_add_test(tc, a_holder_that_dies_leaves_the_mutex_free);
 	tcase_add_test(tc, a_cycle_of_waiters_is_broken);
