@@ -378,6 +378,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "carebot-admin: the database cannot be reached\n");
 	else if (rc == CB_ERR_FULL)
 		fprintf(stderr, "carebot-admin: the database has no room (is its disk full?)\n");
+	else if (rc == CB_ERR_NO_IDS)
+		fprintf(stderr, "carebot-admin: a table of the database has used up its ids\n");
 	else if (rc == CB_ERR_SCHEMA && a.command->run != migrate) /* migrate said its own */
 		fprintf(stderr,
 		    "carebot-admin: the database's schema is older than this program: "

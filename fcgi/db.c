@@ -21,6 +21,9 @@
 #define STMT_CACHE 256
 #define MAX_PARAMS 32 /* an agent's chat list with every filter binds 26 */
 #define TX_ATTEMPTS 6
+/* The server's my_base.h, not in the client's headers: MariaDB passes this
+ * engine error on as it is for an AUTO_INCREMENT that has no next value. */
+#define HA_ERR_AUTOINC_ERANGE 167
 
 struct cached_stmt {
 	const char *sql; /* keyed by the address of the (literal) SQL text */
@@ -207,6 +210,16 @@ classify_msg(struct cb_db *db, unsigned err, const char *msg, const char *what, 
 		 */
 		log_failure(db, err, msg, what, sql, ": is MariaDB's disk (or memory) full?");
 		return CB_ERR_FULL;
+	case ER_AUTOINC_READ_FAILED:
+	case HA_ERR_AUTOINC_ERANGE:
+		/*
+		 * An AUTO_INCREMENT at its maximum (2^63 - 1, or set there by
+		 * hand): the INSERT did nothing, and none will until an operator
+		 * acts, so it is the contract's 503, not a 500 (README 9, "Ids").
+		 */
+		log_failure(db, err, msg, what, sql,
+		    ": a table has used up its ids (its AUTO_INCREMENT is at BIGINT's maximum)");
+		return CB_ERR_NO_IDS;
 	case ER_CONNECTION_KILLED:
 	case ER_SERVER_SHUTDOWN:
 	case 4031: /* ER_CLIENT_INTERACTION_TIMEOUT */ break;

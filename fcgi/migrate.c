@@ -242,6 +242,7 @@ seed_failure(int rc)
 	case CB_ERR_DUPLICATE: return "one of that name was added meanwhile";
 	case CB_ERR_RETRY: return "a lock wait timed out";
 	case CB_ERR_FULL: return "the database has no room (is its disk full?)";
+	case CB_ERR_NO_IDS: return "a table of the database has used up its ids";
 	default: return "the database refused it (see the log line above; has migrate run?)";
 	}
 }

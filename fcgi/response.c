@@ -191,6 +191,9 @@ cb_reply_failure(struct cb_request *req, int rc)
 	else if (rc == CB_ERR_FULL)
 		cb_error_set(&e, 503, "unavailable", NULL,
 		    "the database has no room for this (its disk is full, most likely); nothing was done");
+	else if (rc == CB_ERR_NO_IDS)
+		cb_error_set(&e, 503, "unavailable", NULL,
+		    "the database has no id left for this (a table's ids are used up); nothing was done");
 	else if (rc == CB_ERR_SCHEMA)
 		cb_error_set(&e, 503, "unavailable", NULL,
 		    "the database's schema is older than this server; nothing was done "

@@ -19,6 +19,7 @@
 #define CB_ERR_REPLY -7 /* an error response has been recorded for the client */
 #define CB_ERR_SCHEMA -8 /* a table or column missing: the schema is older than the program */
 #define CB_ERR_FULL -9 /* the database has no room (its disk full): the statement did nothing */
+#define CB_ERR_NO_IDS -10 /* a table's ids are used up (at CB_ID_MAX): the statement did nothing */
 
 /*
  * The largest id: every id is a positive BIGINT (schema/), so up to 2^63 - 1.
