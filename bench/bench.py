@@ -222,15 +222,26 @@ def run_wrk(a, url, mode, targets=None, connections=None, duration=None, warm=Tr
     r = bench_json(out.stdout)
     if out.returncode != 0 or r is None:
         return dict(ok=False, why=f"wrk failed: {(out.stderr or out.stdout).strip()[-300:]}")
+    res = judge_wrk(r)
+    res.update(connections=conns, window=window)
+    return res
+
+
+def judge_wrk(r):
+    """The figures of one wrk run (its BENCH_JSON) and whether it ran: only answers under 400
+    that came within wrk's timeout count as throughput. wrk counts an answer of 400 or more as
+    a status error, and a request slower than its --timeout as a timeout, which it leaves out of
+    the latencies while still counting the request: both are errors here."""
     secs = r["duration_us"] / 1e6
-    errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"]
-    good = r["requests"] - r["status_errors"]
+    socket = r["connect_errors"] + r["read_errors"] + r["write_errors"]
+    errors = socket + r["status_errors"] + r["timeouts"]
+    good = max(0, r["requests"] - r["status_errors"] - r["timeouts"])
     res = dict(ok=True, rps=good / secs if secs else 0, p50=r["p50_us"] / 1000, p99=r["p99_us"] / 1000,
                max=r["max_us"] / 1000, requests=r["requests"], errors=errors, timeouts=r["timeouts"],
-               connections=conns, seconds=round(secs, 2), window=window, raw=r)
+               seconds=round(secs, 2), raw=r)
     if good <= 0 or errors > ERROR_BUDGET * max(1, r["requests"]):
         res.update(ok=False, why=f"{errors} errors in {r['requests']} requests "
-                                 f"(non-2xx {r['status_errors']}, socket {errors - r['status_errors']})")
+                                 f"(non-2xx {r['status_errors']}, socket {socket}, timeouts {r['timeouts']})")
     return res
 
 
@@ -558,6 +569,31 @@ ROWS = [
 ]
 
 
+def error_notes(rows):
+    """A run that ran despite errors (up to ERROR_BUDGET of its requests) says how many: its
+    rate leaves them out; wrk's latencies are of every answer, the failed ones too (all but
+    timeouts), sql-bench's of the statements that succeeded."""
+    labels = dict((k, l) for k, l, *_ in ROWS)
+    notes = []
+    for key, r in rows.items():
+        if not r or not r.get("ok") or not r.get("errors") or key == "e":
+            continue
+        raw = r.get("raw") or {}
+        label = labels.get(key, key)
+        if "status_errors" not in raw:  # sql-bench: ops counts the statements that succeeded
+            notes.append(f"note: {label}: {r['errors']:,} of {r['requests'] + r['errors']:,} statements "
+                         f"failed; left out of its rate and latencies")
+            continue
+        parts = [f"{raw[k]:,} {name}" for k, name in (("status_errors", "answers of 400 or more"),
+                                                      ("timeouts", "timeouts"),
+                                                      ("connect_errors", "connect errors"),
+                                                      ("read_errors", "read errors"),
+                                                      ("write_errors", "write errors")) if raw.get(k)]
+        notes.append(f"note: {label}: {r['errors']:,} errors in {r['requests']:,} requests "
+                     f"({', '.join(parts)}); left out of its req/s, not of its p50/p99")
+    return notes
+
+
 def fmt(x, nd=2):
     return "—" if x is None else f"{x:,.{nd}f}"
 
@@ -590,6 +626,7 @@ def table(results, massif):
         lines.append(f"| {label} | {fmt(r['rps'], 0)} | {fmt(r['p50'])} | {fmt(r['p99'])} | {cname} | "
                      f"{fmt(c['rps'], 0) if c and c.get('ok') else '—'} | "
                      f"{'—' if ratio is None else f'{ratio:.0%}'} | {ttext} | {stand}{extra} |")
+    verdicts += error_notes(rows)
     page, a_row = rows.get("ceil_fcgi_page"), rows.get("a")
     if page and page.get("ok") and a_row and a_row.get("ok") and page["rps"]:
         verdicts.append(f"note: a is {a_row['rps'] / page['rps']:.0%} of the FastCGI hello sending a body "

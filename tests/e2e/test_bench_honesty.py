@@ -1,0 +1,59 @@
+"""Does each figure of `tools/carebot bench` mean what its label says? The bench
+driver's judgement of its tools' raw counts (bench/bench.py) and the delivery
+tracker of workload e (bench/deliver.js): pure logic, no instance needed; it
+rides along with the e2e run because that is where pytest runs.
+
+A failed request must never count as throughput, a lost delivery never as a
+fast one, and a run that did not do what its label says must say so (or
+fail: tools/carebot test runs the bench's smoke and fails with it).
+"""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "bench.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def wrk(requests=10000, status=0, timeouts=0, read=0, p50_us=1000, secs=10.0):
+    """A BENCH_JSON line of bench/wrk/api.lua, as a dict."""
+    return dict(requests=requests, duration_us=int(secs * 1e6), bytes=0, connect_errors=0, read_errors=read,
+                write_errors=0, status_errors=status, timeouts=timeouts, p50_us=p50_us, p90_us=p50_us,
+                p99_us=p50_us, max_us=p50_us, mean_us=p50_us)
+
+
+# --- wrk: what counts as throughput ---------------------------------------------------
+
+
+def test_a_run_where_half_the_requests_failed_did_not_run():
+    r = bench.judge_wrk(wrk(requests=10000, status=5000))
+    assert not r["ok"]
+    assert "5000 errors in 10000 requests" in r["why"]
+
+
+def test_failed_answers_are_not_throughput():
+    r = bench.judge_wrk(wrk(requests=10000, status=50))
+    assert r["ok"]  # within the 1 % budget
+    assert r["rps"] == pytest.approx(995)
+    assert r["errors"] == 50
+
+
+def test_a_request_past_wrks_timeout_is_an_error_not_throughput():
+    # wrk counts it as a request, but leaves its latency out of p99 and max.
+    r = bench.judge_wrk(wrk(requests=1000, timeouts=20))
+    assert not r["ok"] and "timeouts 20" in r["why"]
+    r = bench.judge_wrk(wrk(requests=10000, timeouts=5))
+    assert r["ok"] and r["rps"] == pytest.approx(999.5) and r["errors"] == 5
+
+
+def test_a_run_with_errors_within_the_budget_says_how_many():
+    rows = {"b": dict(bench.judge_wrk(wrk(requests=10000, status=45)), connections=8)}
+    notes = bench.error_notes(rows)
+    assert len(notes) == 1
+    assert "b. POST" in notes[0] and "45 errors in 10,000 requests" in notes[0]
+    assert "45 answers of 400 or more" in notes[0]
+    assert bench.error_notes({"b": dict(bench.judge_wrk(wrk()), connections=8)}) == []
