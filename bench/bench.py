@@ -330,6 +330,42 @@ def rss_kib(pid):
     return None
 
 
+def pool_pids(state):
+    """The processes a death of which would pass unseen: the FastCGI workers of the instance and
+    of the hello pool (multiwatch starts a new one in its place, and the failed request is one
+    error within the budget), and nginx's workers (its master starts a new one)."""
+    def pidfile(name):
+        with open(os.path.join(state, name)) as f:
+            return int(f.read().strip())
+
+    out = {}
+    for group, name in (("carebot-fcgi worker", "run/pool.pid"), ("fcgi-hello worker", "hello/run/pool.pid"),
+                        ("nginx worker", "run/nginx.pid")):
+        try:
+            out[group] = children(pidfile(name))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def deaths(before, after):
+    """What died during the run, from pool_pids before and after it: a pid that is new (a
+    process replaced one that died) or, in a FastCGI pool, one that is gone (multiwatch gave up
+    on it). An nginx worker may be gone legitimately: the old one, still closing its
+    connections after the bench's reload when the run began."""
+    out = []
+    for group, pids in sorted(after.items()):
+        old = set(before.get(group, []))
+        new = [p for p in pids if p not in old]
+        gone = [] if group.startswith("nginx") else sorted(old - set(pids))
+        if new or gone:
+            what = ([f"pids gone: {', '.join(map(str, gone))}"] if gone else []) + \
+                   ([f"new pids: {', '.join(map(str, new))}"] if new else [])
+            out.append(f"{group}s died during the run ({'; '.join(what)}): their failed requests "
+                       f"counted as errors within the budget, and the resident sizes are of their successors")
+    return out
+
+
 def memory(state):
     def pidfile(name):
         with open(os.path.join(state, "run", name)) as f:
@@ -429,11 +465,18 @@ def cmd_run(a):
     api = f"http://127.0.0.1:{a.port}"
     bench = f"http://127.0.0.1:{a.bench_port}"
     meter = start_pause_meter(a)
+    pids = pool_pids(a.state)
     try:
         run_all(a, inst, tg, workdir, api, bench, results)
     finally:
         results["machine"] = stop_pause_meter(meter)
     results["memory"] = memory(a.state)
+    # A worker that crashed under a workload is a failure even if its requests fit the error
+    # budget, and the memory figures would be those of the fresh workers that replaced it.
+    results["memory"]["died"] = deaths(pids, pool_pids(a.state))
+    for d in results["memory"]["died"]:
+        say(f"FAILED: {d}")
+        results["failures"].append(d)
     with open(a.out, "w") as f:
         json.dump(results, f, indent=1)
     return 1 if results["failures"] else 0
@@ -674,7 +717,9 @@ def table(results, massif):
         lines.append(f"| carebot-fcgi worker | {w['pid']} | {fmt((w['rss_kib'] or 0) / 1024, 1)} MiB |")
     for n in mem.get("nginx", []):
         lines.append(f"| nginx {n['role']} | {n['pid']} | {fmt((n['rss_kib'] or 0) / 1024, 1)} MiB |")
-    if mem.get("workers"):
+    if mem.get("died"):
+        verdicts.append(f"memory: not measured: {'; '.join(mem['died'])}")
+    elif mem.get("workers"):
         stand = "meets" if worst <= 16 * 1024 else "below"
         verdicts.append(f"memory: largest worker {worst / 1024:.1f} MiB resident, target ≤ 16 MiB: {stand}")
     if massif is not None:

@@ -57,3 +57,47 @@ def test_a_run_with_errors_within_the_budget_says_how_many():
     assert "b. POST" in notes[0] and "45 errors in 10,000 requests" in notes[0]
     assert "45 answers of 400 or more" in notes[0]
     assert bench.error_notes({"b": dict(bench.judge_wrk(wrk()), connections=8)}) == []
+
+
+# --- processes that died during the run -------------------------------------------------
+
+
+def test_a_worker_replaced_during_the_run_is_a_death():
+    before = {"carebot-fcgi worker": [10, 11, 12, 13], "nginx worker": [20]}
+    after = {"carebot-fcgi worker": [10, 11, 13, 40], "nginx worker": [20]}
+    died = bench.deaths(before, after)
+    assert len(died) == 1
+    assert died[0].startswith("carebot-fcgi workers died during the run")
+    assert "pids gone: 12" in died[0] and "new pids: 40" in died[0]
+
+
+def test_a_worker_multiwatch_gave_up_on_is_a_death():
+    died = bench.deaths({"fcgi-hello worker": [1, 2]}, {"fcgi-hello worker": [1]})
+    assert len(died) == 1 and "pids gone: 2" in died[0]
+
+
+def test_an_old_nginx_worker_that_finished_shutting_down_is_no_death():
+    # The bench reloads nginx just before the run: the old worker may still be closing.
+    assert bench.deaths({"nginx worker": [20, 21]}, {"nginx worker": [21]}) == []
+    died = bench.deaths({"nginx worker": [20, 21]}, {"nginx worker": [21, 30]})
+    assert len(died) == 1 and "nginx workers died" in died[0] and "new pids: 30" in died[0]
+
+
+def test_nothing_died():
+    pids = {"carebot-fcgi worker": [10, 11], "fcgi-hello worker": [5], "nginx worker": [20]}
+    assert bench.deaths(pids, dict(pids)) == []
+
+
+def results(rows=None, memory=None, smoke=True):
+    return dict(rows=rows or {}, memory=memory or {}, settings=dict(smoke=smoke))
+
+
+def test_memory_is_not_judged_on_the_successors_of_dead_workers():
+    mem = dict(workers=[dict(pid=40, rss_kib=7000)], nginx=[],
+               died=["carebot-fcgi workers died during the run (new pids: 40): ..."])
+    _, verdicts = bench.table(results(memory=mem), None)
+    mine = [v for v in verdicts if v.startswith("memory")]
+    assert mine == ["memory: not measured: carebot-fcgi workers died during the run (new pids: 40): ..."]
+    del mem["died"]
+    _, verdicts = bench.table(results(memory=mem), None)
+    assert "memory: largest worker 6.8 MiB resident, target ≤ 16 MiB: meets" in verdicts
