@@ -11,7 +11,10 @@
 // due, whether or not earlier ones were answered). Each message's content
 // carries its sequence number; the latency of a delivery is the time from
 // the moment its POST was sent to its arrival on one subscriber, so every
-// message counts once per subscriber of its chat. Prints one line
+// message counts once per subscriber of its chat (a duplicate or a delivery
+// to another chat's subscriber does not count, and is counted apart), and
+// the percentiles are over every delivery expected, a lost one ranking last
+// (null where a percentile falls on a lost one). Prints one line
 // "BENCH_JSON {...}" (milliseconds) for the bench driver, with this client's
 // own longest stalls (its event loop, its garbage collector), the wall
 // clock at which the slowest delivery was sent, and when each delivery
@@ -21,19 +24,17 @@
 const fs = require("fs");
 const http = require("http");
 const { PerformanceObserver } = require("perf_hooks");
-const WebSocket = require("ws");
 
-const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
-const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+let cfg; // read by main
+let WebSocket; // required by main: the tracker below needs no module
+let agent;
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
-const sent = new Map(); // seq -> {t0, expected, got}
-const deliveries = [];
 const postLatencies = [];
 const out = {
   subscribers: 0, subscribers_open: 0, subscribe_errors: 0, subscribe_error_sample: "",
   sent: 0, post_ok: 0, post_errors: 0, post_error_sample: "", expected: 0, delivered: 0,
-  unexpected: 0, max_in_flight: 0,
+  unexpected: 0, duplicates: 0, misrouted: 0, max_in_flight: 0,
   // This client's own stalls, and the slowest delivery's place in time, so the
   // report can tell them from the server's and set them beside machine pauses.
   loop_max_gap_ms: 0, gc_max_ms: 0, slowest_ms: 0, slowest_sent_at: 0,
@@ -42,12 +43,76 @@ const out = {
 };
 const SLOW_MS = 10; // e's target for p99
 const SLOW_KEEP = 50000;
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) out.gc_max_ms = Math.max(out.gc_max_ms, e.duration);
-}).observe({ entryTypes: ["gc"] });
 let inFlight = 0;
 
-function subscribe(chat, token) {
+// The deliveries: each message once to each subscriber of its chat. A
+// message that arrives twice at one subscriber counts once (and as a
+// duplicate), one that arrives at a subscriber of another chat not at all
+// (misrouted), so neither can stand in for a lost one. The percentiles are
+// over every delivery expected: one that never came ranks after the slowest
+// that did, so the p99 of a run that lost more than 1 % is not a number.
+class Tracker {
+  constructor(o) {
+    this.out = o;
+    this.sent = new Map(); // seq -> {t0, wall, chat, seen: one flag per subscriber of the chat}
+    this.latencies = [];
+  }
+
+  send(seq, chatId, subscribers, t0, wall) {
+    this.sent.set(seq, { t0, wall, chat: chatId, seen: new Uint8Array(subscribers) });
+    this.out.expected += subscribers;
+  }
+
+  // An event at subscriber number sub of chat chatId, at time t; the latency, or null.
+  arrive(chatId, sub, ev, t) {
+    const o = this.out;
+    if (ev.type !== "message.created" || !ev.data || typeof ev.data.content !== "string") return null;
+    const m = /^bench-e (\d+) /.exec(ev.data.content);
+    if (!m) return null;
+    const s = this.sent.get(Number(m[1]));
+    if (!s) {
+      o.unexpected++;
+      return null;
+    }
+    if (s.chat !== chatId || ev.chat_id !== chatId || ev.data.chat_id !== chatId) {
+      o.misrouted++;
+      return null;
+    }
+    if (s.seen[sub]) {
+      o.duplicates++;
+      return null;
+    }
+    s.seen[sub] = 1;
+    o.delivered++;
+    const ms = t - s.t0;
+    this.latencies.push(ms);
+    if (ms > SLOW_MS) {
+      o.slow_total++;
+      if (o.slow.length < SLOW_KEEP) o.slow.push([s.wall / 1000, Math.round(ms * 1000) / 1000]);
+    }
+    if (ms > o.slowest_ms) {
+      o.slowest_ms = ms;
+      o.slowest_sent_at = s.wall / 1000; // seconds since the epoch
+    }
+    return ms;
+  }
+
+  // p50, p99 and max over every expected delivery; null where the rank is a lost one.
+  summary() {
+    const d = this.latencies.slice().sort((a, b) => a - b);
+    const n = this.out.expected;
+    const at = (p) => {
+      if (n === 0) return 0;
+      const i = Math.min(n - 1, Math.round((p / 100) * (n - 1)));
+      return i < d.length ? d[i] : null;
+    };
+    return { lost: n - this.out.delivered, p50_ms: at(50), p99_ms: at(99), max_ms: at(100) };
+  }
+}
+
+const tracker = new Tracker(out);
+
+function subscribe(chat, token, sub) {
   return new Promise((resolve) => {
     const url = `ws://127.0.0.1:${cfg.port}/ws/chat/${chat.id}?token=${token}`;
     const ws = new WebSocket(url, { perMessageDeflate: false });
@@ -65,12 +130,12 @@ function subscribe(chat, token) {
     ws.on("open", () => settle(true));
     ws.on("unexpected-response", (req, res) => settle(false, `HTTP ${res.statusCode}`));
     ws.on("error", (err) => settle(false, String(err.message || err)));
-    ws.on("message", (data) => onEvent(data));
+    ws.on("message", (data) => onEvent(data, chat.id, sub));
     setTimeout(() => settle(false, "timeout"), 10000);
   });
 }
 
-function onEvent(data) {
+function onEvent(data, chatId, sub) {
   const t = nowMs();
   let ev;
   try {
@@ -79,33 +144,14 @@ function onEvent(data) {
     out.unexpected++;
     return;
   }
-  if (ev.type !== "message.created" || !ev.data || typeof ev.data.content !== "string") return;
-  const m = /^bench-e (\d+) /.exec(ev.data.content);
-  if (!m) return;
-  const s = sent.get(Number(m[1]));
-  if (!s) {
-    out.unexpected++;
-    return;
-  }
-  s.got++;
-  out.delivered++;
-  deliveries.push(t - s.t0);
-  if (t - s.t0 > SLOW_MS) {
-    out.slow_total++;
-    if (out.slow.length < SLOW_KEEP) out.slow.push([s.wall / 1000, Math.round((t - s.t0) * 1000) / 1000]);
-  }
-  if (t - s.t0 > out.slowest_ms) {
-    out.slowest_ms = t - s.t0;
-    out.slowest_sent_at = s.wall / 1000; // seconds since the epoch
-  }
+  tracker.arrive(chatId, sub, ev, t);
 }
 
 function post(chat, seq) {
   const body = JSON.stringify({ content: `bench-e ${seq} is my order on its way?` });
   const t0 = nowMs();
-  sent.set(seq, { t0, wall: Date.now(), expected: chat.sub_tokens.length, got: 0 });
+  tracker.send(seq, chat.id, chat.sub_tokens.length, t0, Date.now());
   out.sent++;
-  out.expected += chat.sub_tokens.length;
   inFlight++;
   out.max_in_flight = Math.max(out.max_in_flight, inFlight);
   const req = http.request({
@@ -143,12 +189,12 @@ function pct(sorted, p) {
 
 async function openAll() {
   const jobs = [];
-  for (const chat of cfg.chats) for (const token of chat.sub_tokens) jobs.push([chat, token]);
+  for (const chat of cfg.chats) chat.sub_tokens.forEach((token, sub) => jobs.push([chat, token, sub]));
   out.subscribers = jobs.length;
   const sockets = [];
   // A few at a time: each subscription is an authorisation subrequest to the workers.
   for (let i = 0; i < jobs.length; i += 50) {
-    const batch = await Promise.all(jobs.slice(i, i + 50).map(([c, t]) => subscribe(c, t)));
+    const batch = await Promise.all(jobs.slice(i, i + 50).map(([c, t, n]) => subscribe(c, t, n)));
     sockets.push(...batch.filter(Boolean));
   }
   return sockets;
@@ -191,19 +237,24 @@ function waitDrained(graceMs) {
 }
 
 async function main() {
+  cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+  WebSocket = require("ws");
+  agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) out.gc_max_ms = Math.max(out.gc_max_ms, e.duration);
+  }).observe({ entryTypes: ["gc"] });
   const sockets = await openAll();
   await new Promise((r) => setTimeout(r, 500));
   const elapsed = await sendAtRate();
   await waitDrained(5000);
-  deliveries.sort((a, b) => a - b);
   postLatencies.sort((a, b) => a - b);
-  const r3 = (x) => Math.round(x * 1000) / 1000;
+  const r3 = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
+  const sum = tracker.summary();
   Object.assign(out, {
     rate_target: cfg.rate,
     rate_achieved: r3(out.sent / (elapsed / 1000)),
-    lost: out.expected - out.delivered,
-    p50_ms: r3(pct(deliveries, 50)), p99_ms: r3(pct(deliveries, 99)),
-    max_ms: r3(deliveries.length ? deliveries[deliveries.length - 1] : 0),
+    lost: sum.lost,
+    p50_ms: r3(sum.p50_ms), p99_ms: r3(sum.p99_ms), max_ms: r3(sum.max_ms),
     post_p50_ms: r3(pct(postLatencies, 50)), post_p99_ms: r3(pct(postLatencies, 99)),
     loop_max_gap_ms: r3(out.loop_max_gap_ms), gc_max_ms: r3(out.gc_max_ms), slowest_ms: r3(out.slowest_ms),
   });
@@ -213,7 +264,11 @@ async function main() {
   process.exit(0);
 }
 
-main().catch((err) => {
-  process.stderr.write(`deliver.js: ${err.stack || err}\n`);
-  process.exit(1);
-});
+module.exports = { Tracker };
+
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`deliver.js: ${err.stack || err}\n`);
+    process.exit(1);
+  });
+}

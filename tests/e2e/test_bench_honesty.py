@@ -9,6 +9,9 @@ fail: tools/carebot test runs the bench's smoke and fails with it).
 """
 
 import importlib.util
+import json
+import shutil
+import subprocess
 import pathlib
 
 import pytest
@@ -101,3 +104,91 @@ def test_memory_is_not_judged_on_the_successors_of_dead_workers():
     del mem["died"]
     _, verdicts = bench.table(results(memory=mem), None)
     assert "memory: largest worker 6.8 MiB resident, target ≤ 16 MiB: meets" in verdicts
+
+
+# --- e: publish -> deliver ------------------------------------------------------------------
+
+
+def tracker(script):
+    """Runs script against bench/deliver.js's Tracker in node; its last expression's JSON."""
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    prog = (f"const {{ Tracker }} = require({json.dumps(str(ROOT / 'bench' / 'deliver.js'))});\n"
+            "const out = { expected: 0, delivered: 0, unexpected: 0, duplicates: 0, misrouted: 0,\n"
+            "  slow: [], slow_total: 0, slowest_ms: 0, slowest_sent_at: 0 };\n"
+            "const t = new Tracker(out);\n"
+            "const msg = (chat, seq) => ({ type: 'message.created', chat_id: chat,\n"
+            "  data: { chat_id: chat, content: `bench-e ${seq} is my order on its way?` } });\n"
+            f"const result = (() => {{ {script} }})();\n"
+            "process.stdout.write(JSON.stringify({ out, summary: t.summary(), result }));\n")
+    p = subprocess.run([node, "-e", prog], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_a_lost_delivery_ranks_after_the_slowest_that_came():
+    # 100 deliveries expected (one chat of 2 subscribers, 50 messages), 1 never came:
+    # the p99 (rank 98 of 0..99) is the slowest that came, the max is a lost one.
+    r = tracker("""
+        for (let s = 0; s < 50; s++) t.send(s, 7, 2, 0, 0);
+        for (let s = 0; s < 50; s++) for (let sub = 0; sub < 2; sub++)
+            if (!(s === 10 && sub === 1)) t.arrive(7, sub, msg(7, s), 1 + s / 100);
+    """)
+    assert r["out"]["delivered"] == 99 and r["summary"]["lost"] == 1
+    assert r["summary"]["p99_ms"] == pytest.approx(1.49)
+    assert r["summary"]["max_ms"] is None
+
+
+def test_a_p99_that_falls_on_lost_deliveries_is_no_number():
+    # 2 % lost: before, p99 and max were those of the 98 % that came (fast).
+    r = tracker("""
+        for (let s = 0; s < 100; s++) t.send(s, 7, 1, 0, 0);
+        for (let s = 0; s < 98; s++) t.arrive(7, 0, msg(7, s), 1);
+    """)
+    assert r["summary"] == {"lost": 2, "p50_ms": 1, "p99_ms": None, "max_ms": None}
+
+
+def test_a_duplicate_cannot_stand_in_for_a_lost_delivery():
+    # Subscriber 0 gets message 0 twice, subscriber 1 never: before, delivered == expected.
+    r = tracker("""
+        t.send(0, 7, 2, 0, 0);
+        t.arrive(7, 0, msg(7, 0), 2);
+        t.arrive(7, 0, msg(7, 0), 3);
+    """)
+    assert r["out"]["delivered"] == 1 and r["out"]["duplicates"] == 1
+    assert r["summary"]["lost"] == 1
+
+
+def test_another_chats_message_is_not_a_delivery():
+    r = tracker("""
+        t.send(0, 7, 1, 0, 0);
+        t.arrive(8, 0, msg(7, 0), 2);
+    """)
+    assert r["out"]["delivered"] == 0 and r["out"]["misrouted"] == 1
+    assert r["summary"]["lost"] == 1
+
+
+def deliver_json(**kw):
+    r = dict(subscribers=10, subscribers_open=10, subscribe_errors=0, subscribe_error_sample="", sent=100,
+             post_ok=100, post_errors=0, post_error_sample="", expected=500, delivered=500, lost=0,
+             duplicates=0, misrouted=0, unexpected=0, rate_target=50, rate_achieved=50, p50_ms=1.5,
+             p99_ms=3.0, max_ms=4.0, post_p50_ms=1.0, post_p99_ms=2.0)
+    r.update(kw)
+    return r
+
+
+def test_duplicates_and_misrouted_deliveries_fail_e():
+    assert bench.deliver_problems(deliver_json()) == []
+    assert bench.deliver_problems(deliver_json(duplicates=1)) == ["1 messages arrived twice at one subscriber"]
+    assert bench.deliver_problems(deliver_json(misrouted=2)) == [
+        "2 messages arrived at a subscriber of another chat"]
+
+
+def test_e_with_lost_deliveries_does_not_meet_its_target_on_the_ones_that_came():
+    raw = deliver_json(delivered=495, lost=5, p99_ms=None, max_ms=None)
+    e = dict(ok=True, rps=50, p50=1.5, p99=None, max=None, chats=2, raw=raw)
+    tbl, verdicts = bench.table(results(rows={"e": e}), None)
+    assert "e: p99 lost ms at 50 msg/s with 10 subscribers (5 of 500 deliveries never came), " \
+           "target ≤ 10 ms: below" in verdicts
+    assert "| 1.50 | lost | lost |" in tbl
