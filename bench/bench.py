@@ -312,6 +312,83 @@ def deliver_problems(r):
     return why
 
 
+# --- c: create + assign, with agents available --------------------------------------------
+
+C_SUBJECT = "bench chat"  # the subject of every chat workload c creates (bench/wrk/api.lua)
+C_SEAT_SHARE = 0.7  # of the free seats c's measured run may expect to take, at its warm-up's rate
+
+
+def free_seats(inst):
+    """Per department, the seats the assignment can fill: max_chats less active chats of every
+    agent it considers (active, available, in an active department; fcgi/db-assign.c)."""
+    rows = inst.sql(
+        "SELECT u.department_id, SUM(GREATEST(0, u.max_chats - (SELECT COUNT(*) FROM chats c "
+        "  WHERE c.agent_id = u.id AND c.status = 'active'))) "
+        "FROM users u JOIN departments d ON d.id = u.department_id "
+        "WHERE u.role = 'agent' AND u.is_active AND u.presence = 'available' "
+        "  AND d.is_active AND d.deleted_at IS NULL GROUP BY u.department_id")
+    return {int(d): int(n) for d, n in rows}
+
+
+def created_by_c(inst):
+    """c's chats in the database, per department and status."""
+    out = {}
+    for d, status, n in inst.sql(f"SELECT department_id, status, COUNT(*) FROM chats "
+                                 f"WHERE subject = '{C_SUBJECT}' AND status <> 'closed' "
+                                 f"GROUP BY department_id, status"):
+        out.setdefault(int(d), {})[status] = int(n)
+    return out
+
+
+def fit_duration(duration, seats, created, seconds):
+    """c's measured seconds: the asked duration, or less when at the rate of its warm-up (created
+    chats in seconds) it would take more than C_SEAT_SHARE of the free seats. A chat that finds
+    every agent full waits in the queue instead, which is not what c measures."""
+    if not created or not seconds:
+        return duration
+    return max(1, min(duration, int(C_SEAT_SHARE * seats * seconds / created)))
+
+
+def judge_c(res, before, after, made):
+    """Workload c measures creating a chat that an agent takes at once. It did not run when no
+    created chat found an agent, or when one waited in a department whose agents had a free
+    seat after the run (the seats of before, after and made by department: free_seats and
+    created_by_c). Chats that waited because every seat was taken are counted, not hidden."""
+    raw = res.get("raw") or {}
+    waited = sum(m.get("waiting", 0) for m in made.values())
+    res.update(seats=sum(before.values()), db_assigned=sum(m.get("active", 0) for m in made.values()),
+               db_waiting=waited)
+    if not res.get("ok"):
+        return res
+    if not raw.get("assigned") or not res["db_assigned"]:
+        res.update(ok=False, why=f"no created chat found an agent ({raw.get('created', 0)} created, "
+                                 f"{waited} waiting; the agents had {res['seats']} free seats)")
+        return res
+    stuck = [f"{m['waiting']} waited in department {d} while its agents had {after.get(d, 0)} free seats"
+             for d, m in sorted(made.items()) if m.get("waiting") and after.get(d, 0) > 0]
+    if stuck:
+        res.update(ok=False, why="created chats waited though agents were free: " + "; ".join(stuck))
+    return res
+
+
+def run_create(a, inst, api, tg):
+    """Workload c. Warmed up like the others, and the warm-up's chats closed again (in SQL)
+    so their seats are free for the measured run, whose length fits the seats (fit_duration)."""
+    path = tg["paths"]["c"]
+    duration = a.duration
+    if a.warmup > 0:
+        seats = sum(free_seats(inst).values())
+        w = run_wrk(a, api, "chats_post", path, duration=a.warmup, warm=False)
+        inst.sql(f"UPDATE chats SET status = 'closed', closed_at = NOW(3), closed_by = agent_id "
+                 f"WHERE subject = '{C_SUBJECT}' AND status <> 'closed'")
+        if w.get("ok"):
+            duration = fit_duration(a.duration, seats, w["raw"].get("created", 0), w["seconds"])
+    before = free_seats(inst)
+    res = run_wrk(a, api, "chats_post", path, duration=duration, warm=False)
+    res["asked_seconds"] = a.duration
+    return judge_c(res, before, free_seats(inst), created_by_c(inst))
+
+
 # --- memory -----------------------------------------------------------------------
 
 
@@ -538,13 +615,11 @@ def run_all(a, inst, tg, workdir, api, bench, results):
            lambda: run_wrk(a, api, "messages_post", tg["paths"]["b"]))
     probed("e", lambda: http_probe("GET", f"{api}/api/chats/{first_open[0]}/messages?limit=1", cust_tok),
            lambda: run_deliver(a, inst, tg, workdir))
-    # Room for every created chat to find an agent (max_chats at the contract's maximum).
+    # Room for created chats to find an agent (max_chats at the contract's maximum).
     inst.sql("UPDATE users SET max_chats = 100 WHERE role = 'agent' AND is_active")
     probed("c", lambda: http_probe("POST", f"{api}/api/chats/", cust_tok,
                                    {"department_id": int(first_open[2]), "subject": "bench probe"}),
-           # Not warmed: each created chat takes an agent's seat, and the seats are counted
-           # for the measured run.
-           lambda: run_wrk(a, api, "chats_post", tg["paths"]["c"], warm=False))
+           lambda: run_create(a, inst, api, tg))
 
     # The two ceilings with targets against them, again after the workloads: each ratio is
     # taken against the higher of the two runs, so a slow spell during the first one cannot
@@ -623,6 +698,22 @@ ROWS = [
 ]
 
 
+def c_notes(r):
+    """What c's figure is made of: how long it ran against what was asked, and whether the
+    agents' seats ran out (then the last of its chats waited in the queue)."""
+    notes = []
+    raw = r["raw"]
+    asked = r.get("asked_seconds")
+    if asked and r["seconds"] < asked - 0.5:
+        notes.append(f"note: c ran {r['seconds']:.0f} s of the {asked} asked: at its warm-up's rate a longer "
+                     f"run would have filled more than {C_SEAT_SHARE:.0%} of the agents' {r.get('seats', 0):,} "
+                     f"free seats, and a chat that finds every agent full waits instead of being assigned")
+    if raw.get("waiting"):
+        notes.append(f"note: c: {raw['waiting']:,} of its {raw['created']:,} chats waited in the queue: the "
+                     f"agents' {r.get('seats', 0):,} free seats ran out, so its figure is partly create + queue")
+    return notes
+
+
 def error_notes(rows):
     """A run that ran despite errors (up to ERROR_BUDGET of its requests) says how many: its
     rate leaves them out; wrk's latencies are of every answer, the failed ones too (all but
@@ -679,6 +770,7 @@ def table(results, massif):
         extra = ""
         if key == "c" and "created" in r["raw"]:
             extra = f" ({r['raw']['assigned']} assigned at once, {r['raw']['waiting']} waited)"
+            verdicts += c_notes(r)
         cname = dict((k, l) for k, l, *_ in ROWS).get(ceil, "").replace("ceiling: ", "") if ceil else ""
         if key == "ceil_fcgi_page":
             label += f" ({results.get('page_bytes', 0):,} bytes)"
@@ -828,7 +920,7 @@ def cmd_report(a):
         f"- git commit: {git_commit()}",
         f"- command: `{a.command}`",
         f"- settings: {s['duration']} s per workload"
-        + (f" after {s['warmup']} s unmeasured (every wrk run but c)" if s.get("warmup") else "")
+        + (f" after {s['warmup']} s unmeasured (every wrk run)" if s.get("warmup") else "")
         + f", {s['connections']} connections (wrk), "
         f"{s['workers']} FastCGI workers, SQL ceilings with {s['workers']} threads (one connection "
         f"per worker), e at {s['rate']} msg/s with {s['subscribers']} subscribers",
@@ -884,7 +976,7 @@ def main():
     r.add_argument("--workers", type=int, required=True)
     r.add_argument("--duration", type=int, required=True)
     r.add_argument("--warmup", type=int, default=0,
-                   help="seconds of each wrk workload run unmeasured first (not c)")
+                   help="seconds of each wrk workload run unmeasured first (c's chats then closed)")
     r.add_argument("--connections", type=int, required=True)
     r.add_argument("--rate", type=int, required=True)
     r.add_argument("--subscribers", type=int, required=True)

@@ -192,3 +192,54 @@ def test_e_with_lost_deliveries_does_not_meet_its_target_on_the_ones_that_came()
     assert "e: p99 lost ms at 50 msg/s with 10 subscribers (5 of 500 deliveries never came), " \
            "target ≤ 10 ms: below" in verdicts
     assert "| 1.50 | lost | lost |" in tbl
+
+
+# --- c: create + assign, with agents available ---------------------------------------------
+
+
+def c_run(created=1000, assigned=1000, waiting=0, secs=2.0, **kw):
+    r = dict(bench.judge_wrk(dict(wrk(requests=created, secs=secs), created=created, assigned=assigned,
+                                  waiting=waiting)), connections=8)
+    r.update(kw)
+    return r
+
+
+def test_c_where_no_chat_found_an_agent_did_not_run():
+    # Before, this printed c's req/s as "create + assign" with "(0 assigned at once, 1000 waited)".
+    r = bench.judge_c(c_run(assigned=0, waiting=1000), {1: 0, 2: 0}, {1: 0, 2: 0},
+                      {1: {"waiting": 500}, 2: {"waiting": 500}})
+    assert not r["ok"] and r["why"].startswith("no created chat found an agent")
+
+
+def test_c_where_chats_waited_while_their_department_had_seats_did_not_run():
+    made = {1: {"active": 400, "waiting": 100}, 2: {"active": 500}}
+    r = bench.judge_c(c_run(assigned=900, waiting=100), {1: 950, 2: 950}, {1: 550, 2: 450}, made)
+    assert not r["ok"]
+    assert r["why"] == ("created chats waited though agents were free: "
+                        "100 waited in department 1 while its agents had 550 free seats")
+
+
+def test_c_whose_seats_ran_out_ran_and_says_so():
+    made = {1: {"active": 950, "waiting": 30}, 2: {"active": 950, "waiting": 20}}
+    r = bench.judge_c(c_run(created=1950, assigned=1900, waiting=50), {1: 950, 2: 950}, {1: 0, 2: 0}, made)
+    assert r["ok"] and r["seats"] == 1900 and r["db_waiting"] == 50
+    notes = bench.c_notes(r)
+    assert notes == ["note: c: 50 of its 1,950 chats waited in the queue: the agents' 1,900 free seats ran "
+                     "out, so its figure is partly create + queue"]
+
+
+def test_c_every_chat_assigned():
+    r = bench.judge_c(c_run(), {1: 3800}, {1: 2800}, {1: {"active": 1000}})
+    assert r["ok"] and bench.c_notes(r) == []
+
+
+def test_c_runs_no_longer_than_the_free_seats_last():
+    # The full run's case: 3,800 free seats, about 930 creates a second, 10 s asked. Before,
+    # c ran all 10 s and 5,491 of its 9,290 chats waited (bench/RESULTS.md).
+    assert bench.fit_duration(10, 3800, 930, 1.0) == 2
+    assert bench.fit_duration(10, 3800, 500, 1.0) == 5
+    assert bench.fit_duration(2, 3800, 800, 1.0) == 2  # the smoke: room enough
+    assert bench.fit_duration(10, 10, 1000, 1.0) == 1  # never below a second
+    assert bench.fit_duration(10, 3800, 0, 1.0) == 10  # no estimate
+    r = c_run(secs=2.0, asked_seconds=10, seats=3800)
+    assert bench.c_notes(r)[0].startswith("note: c ran 2 s of the 10 asked")
