@@ -893,20 +893,28 @@ def machine_table(results):
     return lines, notes
 
 
+def massif_summary(results, path):
+    """The peak heap of the worker under valgrind (None unless it served workload a: a peak
+    taken while it answered errors is not a's) and the note that says what it is."""
+    load = results.get("massif_load") or {}
+    if results["settings"]["smoke"]:
+        return None, "the massif peak-heap run is skipped in --smoke mode"
+    if not load.get("requests"):
+        return None, "no massif peak: workload a did not run, or its run under valgrind did not"
+    if not load.get("ok"):
+        return None, (f"no massif peak: the worker under valgrind did not serve workload a "
+                      f"({load.get('why')})")
+    if not path or not os.path.exists(path):
+        return None, "no massif output (valgrind failed)"
+    return massif_peak(path), (f"massif: one carebot-fcgi under valgrind served {load['requests']} requests "
+                               f"of workload a (4 connections, its own pool and port); peak heap = useful "
+                               f"+ allocator overhead")
+
+
 def cmd_report(a):
     with open(a.results) as f:
         results = json.load(f)
-    massif = None
-    massif_note = None
-    load = results.get("massif_load") or {}
-    if a.massif and os.path.exists(a.massif) and load.get("requests"):
-        massif = massif_peak(a.massif)
-        massif_note = (f"massif: one carebot-fcgi under valgrind served {load['requests']} requests of "
-                       f"workload a (4 connections, its own pool and port); peak heap = useful + allocator overhead")
-    elif results["settings"]["smoke"]:
-        massif_note = "the massif peak-heap run is skipped in --smoke mode"
-    else:
-        massif_note = "no massif output (workload a did not run, or valgrind failed)"
+    massif, massif_note = massif_summary(results, a.massif)
     tbl, verdicts = table(results, massif)
     mtbl, mnotes = machine_table(results)
     s = results["settings"]

@@ -243,3 +243,21 @@ def test_c_runs_no_longer_than_the_free_seats_last():
     assert bench.fit_duration(10, 3800, 0, 1.0) == 10  # no estimate
     r = c_run(secs=2.0, asked_seconds=10, seats=3800)
     assert bench.c_notes(r)[0].startswith("note: c ran 2 s of the 10 asked")
+
+
+# --- the worker's peak heap under a -----------------------------------------------------------
+
+
+def test_a_massif_peak_taken_while_the_worker_answered_errors_is_not_as(tmp_path):
+    out = tmp_path / "massif.out"
+    out.write_text("snapshot=0\nmem_heap_B=1000\nmem_heap_extra_B=24\nsnapshot=1\nmem_heap_B=200000\n"
+                   "mem_heap_extra_B=48\n")
+    failed = dict(settings=dict(smoke=False),
+                  massif_load=dict(requests=4000, ok=False, why="4000 errors in 4000 requests (non-2xx 4000)"))
+    peak, note = bench.massif_summary(failed, str(out))
+    assert peak is None
+    assert note.startswith("no massif peak: the worker under valgrind did not serve workload a")
+    served = dict(failed, massif_load=dict(requests=4000, ok=True, why=None))
+    peak, note = bench.massif_summary(served, str(out))
+    assert peak == 200048 and note.startswith("massif: one carebot-fcgi under valgrind served 4000 requests")
+    assert bench.massif_summary(dict(settings=dict(smoke=True)), str(out))[0] is None
