@@ -935,7 +935,9 @@ def cmd_report(a):
         f"- dataset: {d['departments']} departments, {d['agents']} agents, {d['chats']} chats "
         f"({d['open_chats']} open), {d['messages']} messages (loaded in {d['seconds']} s)",
         "",
-        "Every figure and its ceiling come from the same run, the same nginx, the same connection count.",
+        "Every figure and its ceiling come from the same run and the same nginx; the HTTP ones with the",
+        "same connection count, the SQL ones with one connection per FastCGI worker (as many as the",
+        "workloads' requests reach MariaDB through), the same server and its durability settings.",
         "wrk, node and the servers share the machine's cores, so absolute numbers are lower than on a",
         "separate load generator; the ratios are what to watch. Latencies are wrk's (closed loop).",
         "",
