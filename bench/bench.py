@@ -13,8 +13,10 @@ the ceilings and the workloads and reads the resident sizes; it writes one
 JSON file. `report` turns that (and the massif output of the one worker run
 under valgrind, once its pool is stopped) into the table, printed and
 written as Markdown. Exit status of `run`: 1 when a workload could not run
-at all (its probe request failed, its tool failed, or more than 1 % of its
-requests were errors), never because of a timing.
+at all (its probe request failed, its tool failed, more than 1 % of its
+requests were errors, or it did not do what its label says: c with no
+chat assigned, e with duplicate or misrouted deliveries) or a FastCGI or
+nginx worker died during the run, never because of a timing.
 """
 
 import argparse
