@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -23,6 +24,30 @@ tick(int sig)
 	(void)sig;
 }
 
+/*
+ * Gives the agents' file the owner, group and mode of the chats' file where
+ * they differ, as root only (no one else may). The agents' file came after
+ * the chats' one: on an upgrade the first process to open it was often
+ * carebot-admin migrate run as root, whose file (mode 0600) no worker of the
+ * carebot user could open after the reload, so none started.
+ */
+static void
+agents_like_chats(const char *agents)
+{
+	struct stat chats, own;
+
+	if (geteuid() != 0 || fstat(fd, &chats) != 0 || fstat(agent_fd, &own) != 0)
+		return;
+	if ((own.st_uid != chats.st_uid || own.st_gid != chats.st_gid) &&
+	    fchown(agent_fd, chats.st_uid, chats.st_gid) != 0)
+		cb_warn("chat mutexes: cannot give %s the owner of the chats' file: %s", agents,
+		    strerror(errno));
+	if ((own.st_mode & 0777) != (chats.st_mode & 0777) &&
+	    fchmod(agent_fd, chats.st_mode & 0777) != 0)
+		cb_warn("chat mutexes: cannot give %s the mode of the chats' file: %s", agents,
+		    strerror(errno));
+}
+
 int
 cb_chat_mutex_open(const char *path)
 {
@@ -38,6 +63,8 @@ cb_chat_mutex_open(const char *path)
 	if (failed != NULL) {
 		cb_error("chat mutexes: cannot open %s: %s", failed, strerror(errno));
 		cb_chat_mutex_close();
+	} else {
+		agents_like_chats(agents);
 	}
 	free(agents);
 	if (failed != NULL)

@@ -2,6 +2,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +144,41 @@ START_TEST(chats_and_agents_share_no_mutex_up_to_the_largest_id)
 }
 END_TEST
 
+/*
+ * An upgrade made the agents' file beside a chats' file of the workers' user,
+ * and the first to open it was carebot-admin migrate as root: the file was
+ * root's, mode 0600, and no worker of that user could start. Root gives it
+ * the chats' file's owner, group and mode, whether it made it or found it.
+ */
+START_TEST(the_agents_file_belongs_to_whoever_owns_the_chats_file)
+{
+	char agents[80];
+	struct stat st;
+
+	if (geteuid() != 0)
+		return; /* only root can give a file away */
+	snprintf(agents, sizeof agents, "%s" CB_AGENT_MUTEX_SUFFIX, path);
+	cb_chat_mutex_close();
+	ck_assert_int_eq(chown(path, 65534, 65534), 0);
+	ck_assert_int_eq(chmod(path, 0640), 0);
+	for (int made = 0; made < 2; made++) {
+		if (made)
+			ck_assert_int_eq(unlink(agents), 0);
+		ck_assert_int_eq(cb_chat_mutex_open(path), CB_OK);
+		ck_assert_int_eq(stat(agents, &st), 0);
+		ck_assert_msg(
+		    st.st_uid == 65534 && st.st_gid == 65534 && (st.st_mode & 0777) == 0640,
+		    "%s: owner %u:%u, mode %o", made ? "made" : "found", (unsigned)st.st_uid,
+		    (unsigned)st.st_gid, (unsigned)(st.st_mode & 0777));
+		cb_chat_mutex_close();
+	}
+	/* Either way it works as before. */
+	ck_assert_int_eq(cb_chat_mutex_open(path), CB_OK);
+	ck_assert_int_eq(cb_agent_mutex_take(7, 1000), CB_OK);
+	ck_assert_int_eq(other_takes_agent(7, 100), CB_ERR_RETRY);
+}
+END_TEST
+
 START_TEST(a_waiter_goes_on_when_the_holder_releases_and_not_before)
 {
 	int fds[2];
@@ -233,6 +269,7 @@ cb_suite_chat_mutex(void)
 	tcase_add_test(tc, releasing_frees_every_mutex_held);
 	tcase_add_test(tc, an_agents_mutex_is_its_own_and_released_alone);
 	tcase_add_test(tc, chats_and_agents_share_no_mutex_up_to_the_largest_id);
+	tcase_add_test(tc, the_agents_file_belongs_to_whoever_owns_the_chats_file);
 	tcase_add_test(tc, a_waiter_goes_on_when_the_holder_releases_and_not_before);
 	tcase_add_test(tc, a_holder_that_dies_leaves_the_mutex_free);
 	tcase_add_test(tc, a_cycle_of_waiters_is_broken);
