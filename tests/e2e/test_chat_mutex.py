@@ -9,6 +9,7 @@ the workers and carebot-admin do, and watches a post and a reassign wait for
 it: a process that took no mutex, or another one, would go ahead.
 """
 
+import contextlib
 import fcntl
 import os
 import re
@@ -27,8 +28,29 @@ HOLD_S = 1.0
 
 
 def conf_value(state_dir, key):
-    found = re.search(rf"(?m)^{key}\s*=\s*(.*?)\s*$", read_conf(state_dir))
+    # [ \t], not \s: an empty value ("chat_mutex_file =", an instance on named
+    # locks) must not run on into the next line and read its text as the value.
+    found = re.search(rf"(?m)^{key}[ \t]*=[ \t]*(.*?)[ \t]*$", read_conf(state_dir))
     return found.group(1) if found else ""
+
+
+@contextlib.contextmanager
+def named_locks(api, pool_pids, state_dir):
+    """The chats' and agents' mutexes as MariaDB named locks while it lasts:
+    chat_mutex_file emptied and the workers replaced (carebot-admin reads the
+    conf each run), then the conf and the workers as they were."""
+    original = read_conf(state_dir)
+    if not conf_value(state_dir, "chat_mutex_file"):
+        yield
+        return
+    emptied = re.sub(r"(?m)^chat_mutex_file[ \t]*=.*$", "chat_mutex_file =", original)
+    (state_dir / "carebot.conf").write_text(emptied)
+    replace_workers(api, pool_pids)
+    try:
+        yield
+    finally:
+        (state_dir / "carebot.conf").write_text(original)
+        replace_workers(api, pool_pids)
 
 
 class HostMutex:
@@ -52,7 +74,7 @@ class NamedMutex:
     """A chat's mutex as MariaDB named lock, held by a mariadb client session."""
 
     def __init__(self, state_dir):
-        conf = dict(re.findall(r"(?m)^(\w+)\s*=\s*(.*?)\s*$", read_conf(state_dir)))
+        conf = dict(re.findall(r"(?m)^(\w+)[ \t]*=[ \t]*(.*?)[ \t]*$", read_conf(state_dir)))
         self.client = subprocess.Popen(
             ["mariadb", "--unbuffered", "-N", "-B", f"--socket={conf['db_socket']}",
              f"-u{conf['db_user']}", f"-p{conf['db_password']}", conf["db_name"]],
@@ -86,17 +108,10 @@ def mutex(request, api, pool_pids, state_dir):
         yield m
         m.close()
         return
-    original = read_conf(state_dir)
-    if path:
-        emptied = re.sub(r"(?m)^chat_mutex_file\s*=.*$", "chat_mutex_file =", original)
-        (state_dir / "carebot.conf").write_text(emptied)
-        replace_workers(api, pool_pids)
-    m = NamedMutex(state_dir)
-    yield m
-    m.close()
-    if path:
-        (state_dir / "carebot.conf").write_text(original)
-        replace_workers(api, pool_pids)
+    with named_locks(api, pool_pids, state_dir):
+        m = NamedMutex(state_dir)
+        yield m
+        m.close()
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def w(api, admin_token, token_for):
 
 def sql(state_dir, text):
     """Runs text in the mariadb client as the instance's user; its output, without headers."""
-    conf = dict(re.findall(r"(?m)^(\w+)\s*=\s*(.*?)\s*$", read_conf(state_dir)))
+    conf = dict(re.findall(r"(?m)^(\w+)[ \t]*=[ \t]*(.*?)[ \t]*$", read_conf(state_dir)))
     done = subprocess.run(
         ["mariadb", f"--socket={conf['db_socket']}", f"-u{conf['db_user']}",
          f"-p{conf['db_password']}", conf["db_name"], "-N", "-e", text],
