@@ -43,10 +43,16 @@ def named_locks(api, pool_pids, state_dir):
     if not conf_value(state_dir, "chat_mutex_file"):
         yield
         return
+    path = os.path.realpath(conf_value(state_dir, "chat_mutex_file"))
     emptied = re.sub(r"(?m)^chat_mutex_file[ \t]*=.*$", "chat_mutex_file =", original)
     (state_dir / "carebot.conf").write_text(emptied)
     replace_workers(api, pool_pids)
     try:
+        # The mode took: no new worker holds the file open.
+        for pid in pool_pids():
+            fds = f"/proc/{pid}/fd"
+            assert not any(os.path.realpath(os.path.join(fds, fd)).startswith(path)
+                           for fd in os.listdir(fds)), f"worker {pid} still opens {path}"
         yield
     finally:
         (state_dir / "carebot.conf").write_text(original)

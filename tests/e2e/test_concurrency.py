@@ -3,7 +3,15 @@ toggle presence, chats close and `carebot-admin reassign` runs, then the
 invariants (capacity, one agent per chat, counts agree, no idle agent beside
 a waiting chat); an agent's heartbeats and presence racing its assignments,
 and its posts racing its presence and the reassign sweep (no 5xx); and 200
-messages posted at once into one chat."""
+messages posted at once into one chat.
+
+Every test runs twice, once for each kind of chat mutex (README 6,
+"Order"): the host's record locks on chat_mutex_file, which tools/carebot
+configures, and MariaDB named locks, the kind for several hosts sharing one
+database, whose waits, release (sent without waiting for its answer) and
+deadlock detection are MariaDB's. The module empties the setting and
+replaces the workers for the second run (test_chat_mutex.named_locks), and
+puts both back afterwards."""
 
 import collections
 import concurrent.futures
@@ -11,12 +19,26 @@ import random
 import threading
 import time
 
+import pytest
+
 from chathelp import World, ok, reassign_counts
+from test_chat_mutex import conf_value, named_locks
 
 AGENTS = 4
 MAX_CHATS = 2
 THREADS = 16
 CHATS_PER_THREAD = 4  # 64 chats
+
+
+@pytest.fixture(scope="module", autouse=True, params=["host", "database"])
+def mutex_kind(request, api, pool_pids, state_dir):
+    if request.param == "host":
+        if not conf_value(state_dir, "chat_mutex_file"):
+            pytest.skip("this instance has no chat_mutex_file")
+        yield request.param
+        return
+    with named_locks(api, pool_pids, state_dir):
+        yield request.param
 
 
 def test_assignment_invariants_under_concurrency(api, admin_token, token_for, admin_cli):
