@@ -63,6 +63,18 @@ cb_db_new(const struct cb_config *cfg)
 	return db;
 }
 
+/*
+ * Every change to a chat, its state or its messages, is made under the
+ * chat's mutex: once committed, the chats whose mutexes are held may have
+ * changed, and the shared history pages of them are stale (history.h).
+ */
+static void
+chats_changed(struct cb_db *db)
+{
+	for (size_t i = 0; i < db->nmutexes; i++)
+		cb_history_bump(db->mutexes[i]);
+}
+
 static void
 disconnect(struct cb_db *db)
 {
@@ -83,7 +95,13 @@ disconnect(struct cb_db *db)
 	 * (cb_db_chat_mutex_release): whoever retries on a new connection still
 	 * owns its chats. Named locks die with the connection; a request that
 	 * held one must not go on as if it still did.
+	 *
+	 * Either way, what the connection carried last may have changed the
+	 * held chats (a COMMIT or a write whose answer is lost: note_lost_answer),
+	 * so their kept pages are announced stale now, while the list still
+	 * names them: a page read again costs a read, a stale one misses a change.
 	 */
+	chats_changed(db);
 	if (db->nmutexes > 0 && !cb_chat_mutex_on()) {
 		db->nmutexes = 0;
 		db->mutexes_lost = 1;
@@ -371,18 +389,6 @@ cb_db_sql_changes_state(const char *sql)
 	return 1;
 }
 
-/*
- * Every change to a chat, its state or its messages, is made under the
- * chat's mutex: once committed, the chats whose mutexes are held may have
- * changed, and the shared history pages of them are stale (history.h).
- */
-static void
-chats_changed(struct cb_db *db)
-{
-	for (size_t i = 0; i < db->nmutexes; i++)
-		cb_history_bump(db->mutexes[i]);
-}
-
 /* After a successful statement: a change outside a transaction is committed already. */
 static void
 note_change(struct cb_db *db, const char *sql)
@@ -436,12 +442,21 @@ static void
 note_lost_answer(struct cb_db *db, const char *sql, int rc)
 {
 	static const char *const writes[] = {"INSERT", "UPDATE", "DELETE", "REPLACE"};
-	int write = 0;
+	int write = 0, commit = strncmp(sql, "COMMIT", 6) == 0;
 
 	for (size_t i = 0; i < CB_ARRAY_LEN(writes); i++)
 		write |= strncmp(sql, writes[i], strlen(writes[i])) == 0;
-	if (rc == CB_ERR_UNAVAILABLE && ((write && !db->in_tx) || strncmp(sql, "COMMIT", 6) == 0))
-		db->outcome_unknown = 1;
+	if (rc != CB_ERR_UNAVAILABLE || !((write && !db->in_tx) || commit))
+		return;
+	db->outcome_unknown = 1;
+	/*
+	 * If it was done, it is announced as a change that answered would be
+	 * (note_change, cb_db_tx): else every worker goes on serving the state
+	 * it replaced, a closed chat taking posts, until cache_max_age_ms. The
+	 * held chats' pages were announced stale by disconnect already.
+	 */
+	if (commit ? db->changed : cb_db_sql_changes_state(sql))
+		cb_cache_bump();
 }
 
 static int
