@@ -19,7 +19,7 @@ import threading
 import pytest
 import requests
 
-from chathelp import World, ok
+from chathelp import World
 from test_history_age import read_conf, replace_workers, sql
 
 # How long a held mutex is kept before it is released: long enough for a
@@ -77,13 +77,15 @@ class HostMutex:
 
 
 class NamedMutex:
-    """A chat's mutex as MariaDB named lock, held by a mariadb client session."""
+    """A chat's mutex as MariaDB named lock, held by a mariadb client session (root's, on the
+    instance's own socket: a named lock is the server's, whoever holds it, and the workers may
+    reach MariaDB another way, test_lost_answer's proxy)."""
 
     def __init__(self, state_dir):
-        conf = dict(re.findall(r"(?m)^(\w+)[ \t]*=[ \t]*(.*?)[ \t]*$", read_conf(state_dir)))
         self.client = subprocess.Popen(
-            ["mariadb", "--unbuffered", "-N", "-B", f"--socket={conf['db_socket']}",
-             f"-u{conf['db_user']}", f"-p{conf['db_password']}", conf["db_name"]],
+            ["mariadb", "--no-defaults", "--unbuffered", "-N", "-B",
+             f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot",
+             conf_value(state_dir, "db_name") or "carebot"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def ask(self, statement):

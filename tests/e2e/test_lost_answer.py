@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from chathelp import World, assert_error, ok
-from test_chat_mutex import HostMutex, conf_value
+from test_chat_mutex import HostMutex, NamedMutex, conf_value
 from test_history_age import read_conf, replace_workers
 
 MAY_HAVE = "may have been done"
@@ -159,31 +159,6 @@ def set_conf(state_dir, settings):
     (state_dir / "carebot.conf").write_text(text)
 
 
-class RootNamedMutex:
-    """A chat's MariaDB named lock, held by a root mariadb client on the unix socket."""
-
-    def __init__(self, state_dir):
-        self.client = subprocess.Popen(
-            ["mariadb", "--no-defaults", "--unbuffered", "-N", "-B",
-             f"--socket={state_dir / 'run' / 'mysqld.sock'}", "-uroot"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def ask(self, statement):
-        self.client.stdin.write(statement + ";\n")
-        self.client.stdin.flush()
-        return self.client.stdout.readline().strip()
-
-    def take(self, chat_id):
-        assert self.ask(f"SELECT GET_LOCK('carebot.chat.{chat_id}', 5)") == "1"
-
-    def release(self, chat_id):
-        assert self.ask(f"SELECT RELEASE_LOCK('carebot.chat.{chat_id}')") == "1"
-
-    def close(self):
-        self.client.stdin.close()
-        self.client.wait(timeout=10)
-
-
 @pytest.fixture(scope="module", params=["host", "database"])
 def proxied(request, api, pool_pids, state_dir):
     """The workers on the proxy, with the chats' mutexes of either kind; yields (proxy, mutex)."""
@@ -199,7 +174,7 @@ def proxied(request, api, pool_pids, state_dir):
     mutex = None
     try:
         replace_workers(api, pool_pids)
-        mutex = HostMutex(path) if request.param == "host" else RootNamedMutex(state_dir)
+        mutex = HostMutex(path) if request.param == "host" else NamedMutex(state_dir)
         assert proxy.plain > 0, "no worker reached MariaDB through the proxy in plain text"
         yield proxy, mutex
     finally:
