@@ -420,19 +420,21 @@ def rss_kib(pid):
     return None
 
 
+def pidfile(state, name):
+    """The pid in the state directory's file name (e.g. run/pool.pid)."""
+    with open(os.path.join(state, name)) as f:
+        return int(f.read().strip())
+
+
 def pool_pids(state):
     """The processes a death of which would pass unseen: the FastCGI workers of the instance and
     of the hello pool (multiwatch starts a new one in its place, and the failed request is one
     error within the budget), and nginx's workers (its master starts a new one)."""
-    def pidfile(name):
-        with open(os.path.join(state, name)) as f:
-            return int(f.read().strip())
-
     out = {}
     for group, name in (("carebot-fcgi worker", "run/pool.pid"), ("fcgi-hello worker", "hello/run/pool.pid"),
                         ("nginx worker", "run/nginx.pid")):
         try:
-            out[group] = children(pidfile(name))
+            out[group] = children(pidfile(state, name))
         except (OSError, ValueError):
             pass
     return out
@@ -457,12 +459,8 @@ def deaths(before, after):
 
 
 def memory(state):
-    def pidfile(name):
-        with open(os.path.join(state, "run", name)) as f:
-            return int(f.read().strip())
-
-    pool = pidfile("pool.pid")
-    master = pidfile("nginx.pid")
+    pool = pidfile(state, "run/pool.pid")
+    master = pidfile(state, "run/nginx.pid")
     return dict(
         workers=[dict(pid=p, rss_kib=rss_kib(p)) for p in children(pool)],
         nginx=[dict(pid=p, rss_kib=rss_kib(p), role="master" if p == master else "worker")
