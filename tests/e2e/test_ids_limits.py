@@ -316,9 +316,11 @@ def test_the_largest_ids_work_and_the_next_is_a_503(big):
                  400, "bad_request", "agent_id")
     assert_error(big.api.get(f"/api/chats/{cid}/messages?after_id={past}", token=big.admin),
                  400, "bad_request", "after_id")
+    before = ok(big.api.get(f"/api/chats/{cid}", token=big.admin))
     assert_error(big.api.post(f"/api/chats/{cid}/transfer", token=big.admin,
                               json={"department_id": TOP, "agent_id": 2**64}),
                  422, "validation_error", "agent_id")
+    assert ok(big.api.get(f"/api/chats/{cid}", token=big.admin)) == before
     assert rt.subscription_status(rt.EventSource, big.url, f"chat/{past}", token=big.admin) == 403
     assert rt.subscription_status(rt.EventSource, big.url, f"chat/{cid}", token=big.admin) == 200
     clean_log(big, since)
